@@ -1,0 +1,44 @@
+/** What every gRPC adapter needs: the node, the state it reads, limits, and a header builder. */
+import * as grpc from '@grpc/grpc-js';
+import type { Config } from '../config.js';
+import type { Logger } from '../log.js';
+import type { Consensus } from '../node/consensus.js';
+import type { StateMachine } from '../apply/state-machine.js';
+import type { WatchHub } from '../watch/hub.js';
+import type { WireHeader } from './wire.js';
+import { toServiceError } from './status.js';
+
+export interface ApiContext {
+  readonly config: Config;
+  readonly node: Consensus;
+  readonly machine: StateMachine;
+  readonly watchHub: WatchHub;
+  readonly logger: Logger;
+}
+
+export function header(ctx: ApiContext, revision?: number): WireHeader {
+  const status = ctx.node.status();
+  return {
+    cluster_id: status.clusterId.toString(),
+    member_id: status.memberId.toString(),
+    revision: String(revision ?? ctx.machine.store.currentRevision),
+    raft_term: String(status.term),
+  };
+}
+
+/** Wraps an async function as a unary gRPC handler; every error goes through the status table. */
+export function unary<Req, Res>(fn: (request: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
+  return (call, callback) => {
+    fn(call.request, call).then(
+      (response) => callback(null, response),
+      (error: unknown) => callback(toServiceError(error) as grpc.ServiceError),
+    );
+  };
+}
+
+/** An AbortSignal that fires when the client cancels the call or its deadline passes. */
+export function callSignal(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>): AbortSignal {
+  const controller = new AbortController();
+  call.on('cancelled', () => controller.abort(new Error('cancelled by client')));
+  return controller.signal;
+}

@@ -1,0 +1,60 @@
+/** etcdserverpb.KV: validate, propose or read, map the result. No logic of its own. */
+import type * as grpc from '@grpc/grpc-js';
+import { GavelError } from '../errors.js';
+import type { ApplyResult } from '../apply/state-machine.js';
+import { deleteRangeResponseToWire, putResponseToWire, rangeFromWire, rangeResponseToWire, txnFromWire, txnResponseToWire } from './convert.js';
+import { callSignal, header, unary, type ApiContext } from './context.js';
+import { checkDeleteRange, checkPut, checkRange, checkTxn, txnWrites } from './validate.js';
+import type { WireCompactionRequest, WireDeleteRangeRequest, WirePutRequest, WireRangeRequest, WireTxnRequest } from './wire.js';
+
+/** An applied error result becomes the rejection; a result of another kind is a bug. */
+export function expectResult<T extends ApplyResult['type']>(result: ApplyResult, type: T): Extract<ApplyResult, { type: T }> {
+  if (result.type === 'error') throw result.error;
+  if (result.type !== type) throw new Error(`expected ${type} result, got ${result.type}`);
+  return result as Extract<ApplyResult, { type: T }>;
+}
+
+export function kvService(ctx: ApiContext): grpc.UntypedServiceImplementation {
+  return {
+    Range: unary(async (r: WireRangeRequest, call) => {
+      checkRange(r);
+      const request = rangeFromWire(r);
+      if (!request.serializable) await ctx.node.readBarrier(callSignal(call));
+      const response = ctx.machine.store.range(request);
+      return { header: header(ctx), ...rangeResponseToWire(response) };
+    }),
+
+    Put: unary(async (r: WirePutRequest, call) => {
+      checkPut(r);
+      const result = expectResult(await ctx.node.propose({ put: r }, callSignal(call)), 'put');
+      return { header: header(ctx, result.revision), ...putResponseToWire(result.response) };
+    }),
+
+    DeleteRange: unary(async (r: WireDeleteRangeRequest, call) => {
+      checkDeleteRange(r);
+      const result = expectResult(await ctx.node.propose({ delete_range: r }, callSignal(call)), 'deleteRange');
+      return { header: header(ctx, result.revision), ...deleteRangeResponseToWire(result.response) };
+    }),
+
+    Txn: unary(async (r: WireTxnRequest, call) => {
+      checkTxn(r, ctx.config.maxTxnOps);
+      if (!txnWrites(r)) {
+        // A read-only txn is served like a Range: a read barrier, then local state.
+        const request = txnFromWire(r);
+        await ctx.node.readBarrier(callSignal(call));
+        const w = ctx.machine.store.txn(request, () => true);
+        const h = header(ctx);
+        return { header: h, ...txnResponseToWire(w.response, h) };
+      }
+      const result = expectResult(await ctx.node.propose({ txn: r }, callSignal(call)), 'txn');
+      const h = header(ctx, result.revision);
+      return { header: h, ...txnResponseToWire(result.response, h) };
+    }),
+
+    Compact: unary(async (r: WireCompactionRequest, call) => {
+      if (r.revision === undefined) throw new GavelError('InvalidArgument', 'etcdserver: invalid compaction revision');
+      const result = expectResult(await ctx.node.propose({ compaction: { revision: r.revision, physical: r.physical } }, callSignal(call)), 'compaction');
+      return { header: header(ctx, result.revision) };
+    }),
+  };
+}

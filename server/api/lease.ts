@@ -1,0 +1,74 @@
+/** etcdserverpb.Lease: grant and revoke go through the log; keep-alive renews on the leader. */
+import type * as grpc from '@grpc/grpc-js';
+import { randomBytes } from 'node:crypto';
+import { GavelError, isGavelError } from '../errors.js';
+import { toBigInt, toNumber } from './convert.js';
+import { callSignal, header, unary, type ApiContext } from './context.js';
+import { expectResult } from './kv.js';
+import { toServiceError } from './status.js';
+import type { WireLeaseGrantRequest, WireLeaseIdRequest, WireLeaseTimeToLiveRequest } from './wire.js';
+
+/** etcd's upper bound on a lease TTL, in seconds. */
+export const MAX_LEASE_TTL_SECONDS = 9_000_000_000;
+
+/** A positive 63-bit id: lease ids travel as int64, and clients treat negative ones as invalid. */
+export function randomLeaseId(): bigint {
+  const id = randomBytes(8).readBigUInt64BE() & 0x7fff_ffff_ffff_ffffn;
+  return id === 0n ? 1n : id;
+}
+
+export function leaseService(ctx: ApiContext): grpc.UntypedServiceImplementation {
+  return {
+    LeaseGrant: unary(async (r: WireLeaseGrantRequest, call) => {
+      const ttl = toNumber(r.TTL);
+      if (ttl > MAX_LEASE_TTL_SECONDS) throw new GavelError('LeaseTtlTooLarge');
+      const requested = toBigInt(r.ID);
+      if (requested < 0n) throw new GavelError('InvalidArgument', 'etcdserver: lease ID must not be negative');
+      // The proposer picks the id, so every member applies the same grant.
+      const id = requested === 0n ? randomLeaseId() : requested;
+      const result = expectResult(await ctx.node.propose({ lease_grant: { ID: id.toString(), TTL: String(ttl) } }, callSignal(call)), 'leaseGrant');
+      return { header: header(ctx, result.revision), ID: result.id.toString(), TTL: String(result.ttlSeconds), error: '' };
+    }),
+
+    LeaseRevoke: unary(async (r: WireLeaseIdRequest, call) => {
+      const result = expectResult(await ctx.node.propose({ lease_revoke: { ID: r.ID } }, callSignal(call)), 'leaseRevoke');
+      return { header: header(ctx, result.revision) };
+    }),
+
+    LeaseTimeToLive: unary(async (r: WireLeaseTimeToLiveRequest, call) => {
+      await ctx.node.readBarrier(callSignal(call));
+      const id = toBigInt(r.ID);
+      const info = ctx.machine.lessor.timeToLive(id);
+      if (info === undefined) return { header: header(ctx), ID: id.toString(), TTL: '-1', grantedTTL: '0', keys: [] };
+      return {
+        header: header(ctx),
+        ID: id.toString(),
+        TTL: String(info.ttlSeconds),
+        grantedTTL: String(info.grantedTtlSeconds),
+        keys: r.keys ? info.keys.map((k) => Buffer.from(k)) : [],
+      };
+    }),
+
+    LeaseLeases: unary(async (_r: object, call) => {
+      await ctx.node.readBarrier(callSignal(call));
+      return { header: header(ctx), leases: ctx.machine.lessor.leases().map((id) => ({ ID: id.toString() })) };
+    }),
+
+    LeaseKeepAlive: (call: grpc.ServerDuplexStream<WireLeaseIdRequest, object>) => {
+      call.on('data', (r: WireLeaseIdRequest) => {
+        const id = toBigInt(r.ID);
+        try {
+          if (!ctx.node.isLeader()) throw new GavelError('NotLeader');
+          const ttl = ctx.machine.lessor.renew(id);
+          call.write({ header: header(ctx), ID: id.toString(), TTL: String(ttl) });
+        } catch (error) {
+          // An unknown lease answers TTL 0, which clients read as "expired".
+          if (isGavelError(error, 'LeaseNotFound')) call.write({ header: header(ctx), ID: id.toString(), TTL: '0' });
+          else call.destroy(toServiceError(error) as unknown as Error);
+        }
+      });
+      call.on('end', () => call.end());
+      call.on('error', () => undefined);
+    },
+  };
+}

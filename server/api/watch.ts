@@ -1,0 +1,78 @@
+/**
+ * etcdserverpb.Watch: one hub stream per gRPC stream. The hub decides what to send; this
+ * adapter maps requests in and responses out, and relays transport back-pressure (write()
+ * returning false, then 'drain') so a slow client never blocks writers or other watchers.
+ */
+import type * as grpc from '@grpc/grpc-js';
+import type { WatchCreate, WatchResponse } from '../watch/hub.js';
+import { bytes, eventToWire, toNumber } from './convert.js';
+import { header, type ApiContext } from './context.js';
+import { toServiceError } from './status.js';
+import type { WireWatchCreateRequest, WireWatchRequest } from './wire.js';
+
+function createFromWire(w: WireWatchCreateRequest): WatchCreate {
+  const filters: WatchCreate['filters'] = [];
+  for (const f of w.filters ?? []) {
+    if (f === 0) filters.push('noPut');
+    else if (f === 1) filters.push('noDelete');
+  }
+  return {
+    key: bytes(w.key),
+    rangeEnd: bytes(w.range_end),
+    startRevision: toNumber(w.start_revision),
+    progressNotify: w.progress_notify === true,
+    filters,
+    prevKv: w.prev_kv === true,
+    watchId: toNumber(w.watch_id),
+    fragment: w.fragment === true,
+  };
+}
+
+function responseToWire(ctx: ApiContext, r: WatchResponse): object {
+  return {
+    header: header(ctx, r.headerRevision),
+    watch_id: String(r.watchId),
+    created: r.created === true,
+    canceled: r.canceled === true,
+    compact_revision: String(r.compactRevision ?? 0),
+    cancel_reason: r.cancelReason ?? '',
+    fragment: r.fragment === true,
+    // The hub already dropped prev_kv for watchers that did not ask for it.
+    events: r.events.map((e) => eventToWire(e, true)),
+  };
+}
+
+export function watchService(ctx: ApiContext): grpc.UntypedServiceImplementation {
+  return {
+    Watch: (call: grpc.ServerDuplexStream<WireWatchRequest, object>) => {
+      let open = true;
+      const stream = ctx.watchHub.openStream({
+        send: (response) => (open ? call.write(responseToWire(ctx, response)) : false),
+        // The hub gives up on a client that keeps asking but never reads (bounded memory).
+        fail: (error) => {
+          if (!open) return;
+          open = false;
+          call.destroy(toServiceError(error) as unknown as Error);
+        },
+      });
+      call.on('drain', () => stream.drained());
+      call.on('data', (request: WireWatchRequest) => {
+        if (request.create_request) stream.create(createFromWire(request.create_request));
+        else if (request.cancel_request) stream.cancel(toNumber(request.cancel_request.watch_id));
+        else if (request.progress_request) stream.requestProgress();
+      });
+      const finish = (): void => {
+        if (!open) return;
+        open = false;
+        stream.close();
+      };
+      call.on('end', () => {
+        finish();
+        call.end();
+      });
+      call.on('cancelled', finish);
+      call.on('error', finish);
+      call.on('close', finish);
+    },
+  };
+}

@@ -1,0 +1,135 @@
+/**
+ * The wire object shapes proto-loader produces and accepts (keepCase field names, int64 as
+ * decimal strings, bytes as Buffers, enums as numbers, oneofs named by a discriminator field).
+ * Only the fields gavel reads or writes are typed here.
+ */
+
+export type Int64 = string;
+
+export interface WireHeader {
+  cluster_id: Int64;
+  member_id: Int64;
+  revision: Int64;
+  raft_term: Int64;
+}
+
+export interface WireKeyValue {
+  key: Uint8Array;
+  create_revision: Int64;
+  mod_revision: Int64;
+  version: Int64;
+  value: Uint8Array;
+  lease: Int64;
+}
+
+export interface WireRangeRequest {
+  key: Buffer;
+  range_end: Buffer;
+  limit: Int64;
+  revision: Int64;
+  sort_order: number;
+  sort_target: number;
+  serializable: boolean;
+  keys_only: boolean;
+  count_only: boolean;
+  min_mod_revision: Int64;
+  max_mod_revision: Int64;
+  min_create_revision: Int64;
+  max_create_revision: Int64;
+}
+
+export interface WirePutRequest {
+  key: Buffer;
+  value: Buffer;
+  lease: Int64;
+  prev_kv: boolean;
+  ignore_value: boolean;
+  ignore_lease: boolean;
+}
+
+export interface WireDeleteRangeRequest {
+  key: Buffer;
+  range_end: Buffer;
+  prev_kv: boolean;
+}
+
+export interface WireRequestOp {
+  request?: 'request_range' | 'request_put' | 'request_delete_range' | 'request_txn';
+  request_range?: WireRangeRequest | null;
+  request_put?: WirePutRequest | null;
+  request_delete_range?: WireDeleteRangeRequest | null;
+  request_txn?: WireTxnRequest | null;
+}
+
+export interface WireCompare {
+  result: number;
+  target: number;
+  key: Buffer;
+  target_union?: 'version' | 'create_revision' | 'mod_revision' | 'value' | 'lease';
+  version?: Int64;
+  create_revision?: Int64;
+  mod_revision?: Int64;
+  value?: Buffer;
+  lease?: Int64;
+  range_end: Buffer;
+}
+
+export interface WireTxnRequest {
+  compare: WireCompare[];
+  success: WireRequestOp[];
+  failure: WireRequestOp[];
+}
+
+export interface WireCompactionRequest {
+  revision: Int64;
+  physical: boolean;
+}
+
+export interface WireLeaseGrantRequest {
+  TTL: Int64;
+  ID: Int64;
+}
+
+export interface WireLeaseIdRequest {
+  ID: Int64;
+}
+
+export interface WireLeaseTimeToLiveRequest {
+  ID: Int64;
+  keys: boolean;
+}
+
+export interface WireLeaseCheckpointRequest {
+  checkpoints: { ID: Int64; remaining_TTL: Int64 }[];
+}
+
+export interface WireWatchCreateRequest {
+  key: Buffer;
+  range_end: Buffer;
+  start_revision: Int64;
+  progress_notify: boolean;
+  filters: number[];
+  prev_kv: boolean;
+  watch_id: Int64;
+  fragment: boolean;
+}
+
+export interface WireWatchRequest {
+  request_union?: 'create_request' | 'cancel_request' | 'progress_request';
+  create_request?: WireWatchCreateRequest | null;
+  cancel_request?: { watch_id: Int64 } | null;
+  progress_request?: object | null;
+}
+
+/** The Raft log payload (proto/gavel/internal.proto). */
+export interface WireInternalRequest {
+  id: Int64;
+  request?: 'put' | 'delete_range' | 'txn' | 'compaction' | 'lease_grant' | 'lease_revoke' | 'lease_checkpoint';
+  put?: WirePutRequest | null;
+  delete_range?: WireDeleteRangeRequest | null;
+  txn?: WireTxnRequest | null;
+  compaction?: WireCompactionRequest | null;
+  lease_grant?: WireLeaseGrantRequest | null;
+  lease_revoke?: WireLeaseIdRequest | null;
+  lease_checkpoint?: WireLeaseCheckpointRequest | null;
+}

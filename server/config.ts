@@ -1,0 +1,184 @@
+/**
+ * One Config with explicit defaults and validate(). Flag names are etcd's where the meaning is
+ * the same, so scripts written for etcd keep working.
+ */
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+export interface Config {
+  readonly name: string;
+  readonly dataDir: string;
+  readonly listenClientUrls: readonly URL[];
+  readonly advertiseClientUrls: readonly URL[];
+  readonly listenPeerUrls: readonly URL[];
+  readonly initialAdvertisePeerUrls: readonly URL[];
+  readonly initialCluster: string;
+  readonly initialClusterState: 'new' | 'existing';
+  readonly initialClusterToken: string;
+  readonly listenMetricsUrls: readonly URL[];
+  readonly heartbeatIntervalMs: number;
+  readonly electionTimeoutMs: number;
+  readonly snapshotCount: number;
+  readonly maxRequestBytes: number;
+  readonly maxTxnOps: number;
+  readonly maxPendingProposals: number;
+  readonly maxWatchersPerStream: number;
+  readonly watchProgressNotifyIntervalMs: number;
+  readonly logLevel: LogLevel;
+}
+
+type FlagKind = 'string' | 'urls' | 'int' | 'duration-ms' | 'enum';
+
+interface FlagSpec {
+  readonly name: string;
+  readonly kind: FlagKind;
+  readonly field: keyof Config;
+  readonly help: string;
+  readonly choices?: readonly string[];
+  readonly min?: number;
+}
+
+const FLAGS: readonly FlagSpec[] = [
+  { name: 'name', kind: 'string', field: 'name', help: 'human-readable name for this member' },
+  { name: 'data-dir', kind: 'string', field: 'dataDir', help: 'path to the data directory' },
+  { name: 'listen-client-urls', kind: 'urls', field: 'listenClientUrls', help: 'comma-separated URLs to listen on for client traffic (port 0 picks a free port)' },
+  { name: 'advertise-client-urls', kind: 'urls', field: 'advertiseClientUrls', help: 'comma-separated client URLs to advertise to the rest of the cluster' },
+  { name: 'listen-peer-urls', kind: 'urls', field: 'listenPeerUrls', help: 'comma-separated URLs to listen on for peer traffic' },
+  { name: 'initial-advertise-peer-urls', kind: 'urls', field: 'initialAdvertisePeerUrls', help: "this member's peer URLs to advertise to the rest of the cluster" },
+  { name: 'initial-cluster', kind: 'string', field: 'initialCluster', help: 'initial cluster configuration for bootstrapping (name=peerURL,...)' },
+  { name: 'initial-cluster-state', kind: 'enum', field: 'initialClusterState', choices: ['new', 'existing'], help: "initial cluster state ('new' or 'existing')" },
+  { name: 'initial-cluster-token', kind: 'string', field: 'initialClusterToken', help: 'initial cluster token, to tell clusters apart' },
+  { name: 'listen-metrics-urls', kind: 'urls', field: 'listenMetricsUrls', help: 'comma-separated URLs to serve /metrics and /health on' },
+  { name: 'heartbeat-interval', kind: 'duration-ms', field: 'heartbeatIntervalMs', min: 1, help: 'time (in milliseconds) of a heartbeat interval' },
+  { name: 'election-timeout', kind: 'duration-ms', field: 'electionTimeoutMs', min: 1, help: 'time (in milliseconds) for an election to timeout' },
+  { name: 'snapshot-count', kind: 'int', field: 'snapshotCount', min: 1, help: 'number of committed entries that trigger a snapshot and log compaction' },
+  { name: 'max-request-bytes', kind: 'int', field: 'maxRequestBytes', min: 1, help: 'maximum client request size in bytes the server will accept' },
+  { name: 'max-txn-ops', kind: 'int', field: 'maxTxnOps', min: 1, help: 'maximum number of operations permitted in a transaction' },
+  { name: 'max-pending-proposals', kind: 'int', field: 'maxPendingProposals', min: 1, help: "proposals waiting to commit before new ones get 'too many requests'" },
+  { name: 'max-watchers-per-stream', kind: 'int', field: 'maxWatchersPerStream', min: 1, help: 'maximum watchers on one Watch stream' },
+  { name: 'watch-progress-notify-interval', kind: 'duration-ms', field: 'watchProgressNotifyIntervalMs', min: 1, help: 'interval (ms) of progress notifications to watchers that asked for them' },
+  { name: 'log-level', kind: 'enum', field: 'logLevel', choices: ['debug', 'info', 'warn', 'error'], help: 'log level: debug, info, warn or error' },
+];
+
+export function defaultConfig(): Config {
+  return {
+    name: 'default',
+    dataDir: './default.gavel',
+    listenClientUrls: [new URL('http://127.0.0.1:2379')],
+    advertiseClientUrls: [new URL('http://127.0.0.1:2379')],
+    listenPeerUrls: [new URL('http://127.0.0.1:2380')],
+    initialAdvertisePeerUrls: [new URL('http://127.0.0.1:2380')],
+    initialCluster: '',
+    initialClusterState: 'new',
+    initialClusterToken: 'gavel-cluster',
+    listenMetricsUrls: [new URL('http://127.0.0.1:2381')],
+    heartbeatIntervalMs: 100,
+    electionTimeoutMs: 1000,
+    snapshotCount: 10_000,
+    maxRequestBytes: 1.5 * 1024 * 1024,
+    maxTxnOps: 128,
+    maxPendingProposals: 5000,
+    maxWatchersPerStream: 10_000,
+    watchProgressNotifyIntervalMs: 10 * 60 * 1000,
+    logLevel: 'info',
+  };
+}
+
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+export type ParseResult = { readonly kind: 'run'; readonly config: Config } | { readonly kind: 'help' } | { readonly kind: 'version' };
+
+/** Parses etcd-style flags: --flag value, --flag=value. Unknown flags are an error. */
+export function parseArgs(argv: readonly string[]): ParseResult {
+  const values: Record<string, unknown> = { ...defaultConfig() };
+  const seen = new Set<string>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? '';
+    if (arg === '--help' || arg === '-h') return { kind: 'help' };
+    if (arg === '--version') return { kind: 'version' };
+    if (!arg.startsWith('-')) throw new UsageError(`unexpected argument '${arg}' (flags start with --)`);
+    const body = arg.replace(/^--?/, '');
+    const eq = body.indexOf('=');
+    const name = eq >= 0 ? body.slice(0, eq) : body;
+    const spec = FLAGS.find((f) => f.name === name);
+    if (spec === undefined) throw new UsageError(`unknown flag: --${name} (see --help)`);
+    let raw: string | undefined = eq >= 0 ? body.slice(eq + 1) : argv[++i];
+    if (raw === undefined) throw new UsageError(`flag needs an argument: --${name}`);
+    values[spec.field] = parseValue(spec, raw);
+    seen.add(spec.field);
+  }
+  // etcd derives the advertised client URLs from the listen URLs when only those are given.
+  if (seen.has('listenClientUrls') && !seen.has('advertiseClientUrls')) values.advertiseClientUrls = values.listenClientUrls;
+  if (seen.has('listenPeerUrls') && !seen.has('initialAdvertisePeerUrls')) values.initialAdvertisePeerUrls = values.listenPeerUrls;
+  const config = values as unknown as Config;
+  validate(config);
+  return { kind: 'run', config };
+}
+
+function parseValue(spec: FlagSpec, raw: string): unknown {
+  switch (spec.kind) {
+    case 'string':
+      return raw;
+    case 'enum':
+      if (!spec.choices?.includes(raw)) throw new UsageError(`invalid value "${raw}" for --${spec.name}: expected one of ${spec.choices?.join(', ')}`);
+      return raw;
+    case 'int':
+    case 'duration-ms': {
+      if (!/^\d+$/.test(raw)) throw new UsageError(`invalid value "${raw}" for --${spec.name}: expected a whole number`);
+      const value = Number(raw);
+      if (!Number.isSafeInteger(value) || value < (spec.min ?? 0)) throw new UsageError(`invalid value "${raw}" for --${spec.name}: must be at least ${spec.min ?? 0}`);
+      return value;
+    }
+    case 'urls':
+      return raw.split(',').filter((s) => s.length > 0).map((s) => parseUrl(spec.name, s));
+  }
+}
+
+function parseUrl(flag: string, raw: string): URL {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new UsageError(`invalid URL "${raw}" for --${flag}`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`URL scheme must be http or https: "${raw}" for --${flag}`);
+  if (url.port === '') throw new UsageError(`URL must have a port: "${raw}" for --${flag}`);
+  if (url.protocol === 'https:') throw new UsageError(`--${flag}: https URLs need TLS, which this build does not serve yet`);
+  return url;
+}
+
+export function validate(config: Config): void {
+  if (config.name.length === 0) throw new UsageError('--name must not be empty');
+  if (config.dataDir.length === 0) throw new UsageError('--data-dir must not be empty');
+  if (config.listenClientUrls.length === 0) throw new UsageError('--listen-client-urls must name at least one URL');
+  if (config.heartbeatIntervalMs * 5 > config.electionTimeoutMs) {
+    throw new UsageError('--election-timeout must be at least 5 times --heartbeat-interval');
+  }
+  if (config.maxRequestBytes > 64 * 1024 * 1024) throw new UsageError('--max-request-bytes must be at most 64 MiB');
+}
+
+export function helpText(): string {
+  const lines = [
+    'Usage: gavel [flags]',
+    '',
+    'gavel is a lock and leader-election coordination service that speaks the etcd v3 gRPC API.',
+    'Start one member with the defaults:  gavel',
+    '',
+    'Flags:',
+  ];
+  const defaults = defaultConfig();
+  for (const spec of FLAGS) {
+    const value = defaults[spec.field];
+    const shown = Array.isArray(value) ? value.map(String).join(',') : String(value);
+    lines.push(`  --${spec.name}`);
+    lines.push(`      ${spec.help} (default: ${shown === '' ? '""' : shown})`);
+  }
+  lines.push('  --help', '      show this help', '  --version', '      print the version');
+  return lines.join('\n');
+}
+
+/** A URL's host for a listener, without the brackets Node's URL keeps around IPv6 literals. */
+export function listenHost(url: URL): string {
+  return url.hostname.replace(/^\[(.*)\]$/, '$1');
+}

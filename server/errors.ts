@@ -1,0 +1,53 @@
+/**
+ * Operating errors: a small class per condition with a stable `code`. The API edge maps each
+ * code to a gRPC status and etcd's exact message text (api/status.ts), because existing
+ * clients match on that text. Programmer errors are assert()s instead and are never caught.
+ */
+
+export type GavelErrorCode =
+  | 'EmptyKey'
+  | 'KeyNotFound'
+  | 'ValueProvided'
+  | 'LeaseProvided'
+  | 'TooManyOps'
+  | 'DuplicateKey'
+  | 'RequestTooLarge'
+  | 'LeaseNotFound'
+  | 'LeaseExists'
+  | 'LeaseTtlTooLarge'
+  | 'Compacted'
+  | 'FutureRevision'
+  | 'InvalidSortOption'
+  | 'InvalidArgument'
+  | 'NoLeader'
+  | 'NotLeader'
+  | 'LeaderChanged'
+  | 'Timeout'
+  | 'TooManyRequests'
+  | 'Stopped'
+  | 'Unimplemented'
+  | 'WatchIdExists';
+
+export class GavelError extends Error {
+  constructor(
+    readonly code: GavelErrorCode,
+    message?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message ?? code, options);
+    this.name = 'GavelError';
+  }
+}
+
+export function isGavelError(error: unknown, code?: GavelErrorCode): error is GavelError {
+  return error instanceof GavelError && (code === undefined || error.code === code);
+}
+
+/** A programmer error: crash, never catch. */
+export function assert(condition: unknown, message: string): asserts condition {
+  if (!condition) throw new Error(`assertion failed: ${message}`);
+}
+
+export function assertNever(value: never): never {
+  throw new Error(`unexpected value: ${JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))}`);
+}

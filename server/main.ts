@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+/** The `gavel` command: parse etcd-style flags, run one member until SIGTERM/SIGINT. */
+import { readFileSync } from 'node:fs';
+import { helpText, parseArgs, UsageError } from './config.js';
+import { createLogger } from './log.js';
+import { Member } from './server.js';
+
+function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return pkg.version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs(argv);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      process.stderr.write(`gavel: ${error.message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+  if (parsed.kind === 'help') {
+    process.stdout.write(helpText() + '\n');
+    return 0;
+  }
+  if (parsed.kind === 'version') {
+    process.stdout.write(`gavel ${packageVersion()}\n`);
+    return 0;
+  }
+  const config = parsed.config;
+  const logger = createLogger(config.logLevel, { member: config.name });
+  let member: Member;
+  try {
+    member = await Member.start(config, logger);
+  } catch (error) {
+    logger.error('failed to start', { error });
+    return 1;
+  }
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string): void => {
+      logger.info('shutting down', { signal });
+      resolve();
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  await member.close();
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`gavel: fatal: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exit(1);
+  },
+);

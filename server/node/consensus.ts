@@ -1,0 +1,41 @@
+/**
+ * The seam between the API layer and consensus. The API layer proposes mutations and waits for
+ * their applied result, and asks for a read barrier before linearizable reads; it never sees
+ * how entries are ordered, persisted or replicated. The one-member node and the Raft-driven
+ * node implement the same interface.
+ */
+import type { ApplyResult } from '../apply/state-machine.js';
+import type { Mutation } from '../apply/request.js';
+
+export interface NodeStatus {
+  readonly memberId: bigint;
+  readonly clusterId: bigint;
+  readonly leader: bigint; // 0n when there is none
+  readonly term: number;
+  readonly commitIndex: number;
+  readonly appliedIndex: number;
+  readonly isLearner: boolean;
+}
+
+export interface MemberInfo {
+  readonly id: bigint;
+  readonly name: string;
+  readonly peerUrls: readonly string[];
+  readonly clientUrls: readonly string[];
+  readonly isLearner: boolean;
+}
+
+export interface Consensus {
+  /**
+   * Proposes a mutation and resolves with its applied result. Rejects with GavelError
+   * TooManyRequests (too much pending), RequestTooLarge, NoLeader, Timeout, LeaderChanged or
+   * Stopped; a rejection before commit means the mutation was not applied.
+   */
+  propose(mutation: Mutation, signal?: AbortSignal): Promise<ApplyResult>;
+  /** Resolves once this member's state reflects every write committed before the call. */
+  readBarrier(signal?: AbortSignal): Promise<void>;
+  status(): NodeStatus;
+  members(): readonly MemberInfo[];
+  isLeader(): boolean;
+  close(): Promise<void>;
+}

@@ -1,0 +1,127 @@
+/**
+ * The member's on-disk layout: one level database under <data-dir>/db with named spaces
+ * (sublevels). Keys are big-endian so level's byte order is numeric order.
+ *
+ *   log    raft log entries, key = index (u64)
+ *   raft   raft hard state and membership
+ *   kv     MVCC history, key = main revision (u64) + sub revision (u64) [+ tombstone mark]
+ *   kvmeta MVCC compacted / current revision
+ *   lease  leases, key = lease id (u64)
+ *   meta   applied index, member id, cluster id
+ *
+ * Every change is a BatchOp; one writer turns a list of them into one level batch, so a state
+ * change and the applied index that records it land together.
+ */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Level } from 'level';
+import type { AbstractSublevel } from 'abstract-level';
+
+export type Space = 'log' | 'raft' | 'kv' | 'kvmeta' | 'lease' | 'meta';
+export const SPACES: readonly Space[] = ['log', 'raft', 'kv', 'kvmeta', 'lease', 'meta'];
+
+export type BatchOp =
+  | { readonly type: 'put'; readonly space: Space; readonly key: Uint8Array; readonly value: Uint8Array }
+  | { readonly type: 'del'; readonly space: Space; readonly key: Uint8Array };
+
+type Bin = Level<Uint8Array, Uint8Array>;
+type Sub = AbstractSublevel<Bin, string | Buffer | Uint8Array, Uint8Array, Uint8Array>;
+
+export class Storage {
+  private constructor(
+    readonly db: Bin,
+    private readonly spaces: ReadonlyMap<Space, Sub>,
+  ) {}
+
+  static async open(dataDir: string): Promise<Storage> {
+    await mkdir(dataDir, { recursive: true });
+    const db = new Level<Uint8Array, Uint8Array>(join(dataDir, 'db'), { keyEncoding: 'view', valueEncoding: 'view' });
+    await db.open();
+    const spaces = new Map<Space, Sub>();
+    for (const space of SPACES) spaces.set(space, db.sublevel<Uint8Array, Uint8Array>(space, { keyEncoding: 'view', valueEncoding: 'view' }));
+    return new Storage(db, spaces);
+  }
+
+  space(space: Space): Sub {
+    const sub = this.spaces.get(space);
+    if (sub === undefined) throw new Error(`unknown space ${space}`);
+    return sub;
+  }
+
+  /** One atomic level batch. sync=true returns only after the write reached the disk. */
+  async write(ops: readonly BatchOp[], sync: boolean): Promise<void> {
+    if (ops.length === 0 && !sync) return;
+    const batch = this.db.batch();
+    for (const op of ops) {
+      const sublevel = this.space(op.space);
+      if (op.type === 'put') batch.put(op.key, op.value, { sublevel } as never);
+      else batch.del(op.key, { sublevel } as never);
+    }
+    await batch.write({ sync } as never);
+  }
+
+  async get(space: Space, key: Uint8Array): Promise<Uint8Array | undefined> {
+    const value = await this.space(space).get(key);
+    return value ?? undefined;
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+}
+
+export function u64Key(value: number | bigint): Uint8Array {
+  const key = new Uint8Array(8);
+  new DataView(key.buffer).setBigUint64(0, BigInt(value));
+  return key;
+}
+
+export function readU64(key: Uint8Array): bigint {
+  return new DataView(key.buffer, key.byteOffset, key.byteLength).getBigUint64(0);
+}
+
+const text = new TextEncoder();
+const untext = new TextDecoder();
+
+export function metaKey(name: string): Uint8Array {
+  return text.encode(name);
+}
+
+export function encodeNumber(value: number | bigint): Uint8Array {
+  return text.encode(value.toString());
+}
+
+export function decodeNumber(value: Uint8Array | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(untext.decode(value));
+  return Number.isSafeInteger(n) ? n : undefined;
+}
+
+export function decodeBigInt(value: Uint8Array | undefined): bigint | undefined {
+  if (value === undefined) return undefined;
+  return BigInt(untext.decode(value));
+}
+
+export const metaOps = {
+  appliedIndex(index: number): BatchOp {
+    return { type: 'put', space: 'meta', key: metaKey('applied-index'), value: encodeNumber(index) };
+  },
+};
+
+/** A lease record: its granted TTL (seconds). Remaining TTL is not persisted: a restart grants the full TTL again, as etcd does. */
+export const leaseOps = {
+  put(id: bigint, ttlSeconds: number): BatchOp[] {
+    return [{ type: 'put', space: 'lease', key: u64Key(id), value: encodeNumber(ttlSeconds) }];
+  },
+  del(id: bigint): BatchOp[] {
+    return [{ type: 'del', space: 'lease', key: u64Key(id) }];
+  },
+};
+
+export async function loadLeases(storage: Storage): Promise<{ id: bigint; ttlSeconds: number }[]> {
+  const leases: { id: bigint; ttlSeconds: number }[] = [];
+  for await (const [key, value] of storage.space('lease').iterator()) {
+    leases.push({ id: readU64(key), ttlSeconds: decodeNumber(value) ?? 0 });
+  }
+  return leases;
+}

@@ -1,0 +1,214 @@
+/**
+ * Benchmark (not a test; figures, never pass/fail): put and range throughput and latency with 1
+ * and 64 concurrent clients, and lease keep-alive throughput over one KeepAlive stream.
+ *
+ *   npm run bench -- [--target gavel|etcd] [--endpoint host:port] [--duration SECONDS] [--value-bytes N]
+ *
+ * By default it starts a gavel member on a temp data dir (`--target etcd` starts a real etcd for
+ * comparison; `--endpoint` measures an external one). Each measurement runs for --duration
+ * seconds (default 5) and then waits, bounded, for the requests still in flight.
+ */
+import { cpus, totalmem, platform, release } from 'node:os';
+import { startMember, stopAllMembers, type Member, type Target } from '../helpers/gavel.js';
+import { EtcdGrpcClient, type LeaseKeepAliveResponse } from '../helpers/grpc.js';
+
+interface Options {
+  target: Target;
+  endpoint: string | undefined;
+  durationSeconds: number;
+  valueBytes: number;
+}
+
+interface Row {
+  name: string;
+  clients: number;
+  operations: number;
+  errors: number;
+  seconds: number;
+  latenciesMs: number[];
+}
+
+const IN_FLIGHT_GRACE_MS = 5_000;
+const KEEPALIVE_WINDOW = 64;
+
+function parseOptions(argv: readonly string[]): Options {
+  const options: Options = { target: 'gavel', endpoint: undefined, durationSeconds: 5, valueBytes: 256 };
+  for (let index = 0; index < argv.length; index += 1) {
+    const [flag, inline] = (argv[index] ?? '').split('=', 2) as [string, string | undefined];
+    const value = (): string => {
+      const next = inline ?? argv[++index];
+      if (next === undefined) throw new Error(`${flag} needs a value`);
+      return next;
+    };
+    switch (flag) {
+      case '--target': {
+        const target = value();
+        if (target !== 'gavel' && target !== 'etcd') throw new Error(`--target must be gavel or etcd, got ${target}`);
+        options.target = target;
+        break;
+      }
+      case '--endpoint':
+        options.endpoint = value().replace(/^https?:\/\//, '');
+        break;
+      case '--duration':
+        options.durationSeconds = positive(flag, value());
+        break;
+      case '--value-bytes':
+        options.valueBytes = positive(flag, value());
+        break;
+      case '--help':
+      case '-h':
+        process.stdout.write('usage: node dist/test/bench/run.js [--target gavel|etcd] [--endpoint host:port] [--duration SECONDS] [--value-bytes N]\n');
+        process.exit(0);
+        break;
+      default:
+        throw new Error(`unknown option ${flag}`);
+    }
+  }
+  return options;
+}
+
+function positive(flag: string, text: string): number {
+  const value = Number(text);
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`${flag} must be a positive number, got ${text}`);
+  return value;
+}
+
+/** Runs `operation` in `clients` closed loops for durationMs; in-flight requests get a bounded grace. */
+async function closedLoop(name: string, endpoint: string, clients: number, durationMs: number, operation: (client: EtcdGrpcClient, worker: number, sequence: number) => Promise<unknown>): Promise<Row> {
+  const channels = Array.from({ length: clients }, () => new EtcdGrpcClient(endpoint));
+  const row: Row = { name, clients, operations: 0, errors: 0, seconds: 0, latenciesMs: [] };
+  const started = performance.now();
+  const deadline = started + durationMs;
+  const workers = channels.map(async (channel, worker) => {
+    for (let sequence = 0; performance.now() < deadline; sequence += 1) {
+      const begin = performance.now();
+      try {
+        await operation(channel, worker, sequence);
+        row.operations += 1;
+        row.latenciesMs.push(performance.now() - begin);
+      } catch {
+        row.errors += 1;
+      }
+    }
+  });
+  await withGrace(Promise.all(workers), durationMs + IN_FLIGHT_GRACE_MS);
+  row.seconds = (performance.now() - started) / 1000;
+  for (const channel of channels) channel.close();
+  return row;
+}
+
+/** Keep-alive messages per second over one stream, with KEEPALIVE_WINDOW requests outstanding. */
+async function keepAliveThroughput(endpoint: string, durationMs: number): Promise<Row> {
+  const client = new EtcdGrpcClient(endpoint);
+  const lease = await client.unary<{ ID: string }>('Lease', 'LeaseGrant', { TTL: 60 });
+  const row: Row = { name: `lease keep-alive (1 stream, ${KEEPALIVE_WINDOW} in flight)`, clients: 1, operations: 0, errors: 0, seconds: 0, latenciesMs: [] };
+  const stream = client.duplex('Lease', 'LeaseKeepAlive');
+  const sentAt: number[] = [];
+  let finished = false;
+  const started = performance.now();
+  const deadline = started + durationMs;
+  await withGrace(
+    new Promise<void>((resolve) => {
+      const send = (): void => {
+        sentAt.push(performance.now());
+        stream.write({ ID: lease.ID });
+      };
+      stream.on('data', (response: LeaseKeepAliveResponse) => {
+        const sent = sentAt.shift();
+        if (sent !== undefined) row.latenciesMs.push(performance.now() - sent);
+        if (response.TTL === '0') row.errors += 1;
+        else row.operations += 1;
+        if (performance.now() < deadline) send();
+        else if (sentAt.length === 0) resolve();
+      });
+      stream.on('error', () => {
+        if (!finished) row.errors += 1; // cancel() at the end also surfaces here
+        resolve();
+      });
+      for (let index = 0; index < KEEPALIVE_WINDOW; index += 1) send();
+    }),
+    durationMs + IN_FLIGHT_GRACE_MS,
+  );
+  row.seconds = (performance.now() - started) / 1000;
+  finished = true;
+  stream.cancel();
+  await client.unary('Lease', 'LeaseRevoke', { ID: lease.ID }).catch(() => undefined);
+  client.close();
+  return row;
+}
+
+async function withGrace(promise: Promise<unknown>, boundMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([promise, new Promise((resolve) => (timer = setTimeout(resolve, boundMs)))]);
+  clearTimeout(timer);
+}
+
+function percentile(sorted: readonly number[], fraction: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(fraction * sorted.length))] ?? Number.NaN;
+}
+
+function printTable(rows: readonly Row[]): void {
+  const header = ['measurement', 'clients', 'ops', 'errors', 'ops/s', 'p50 ms', 'p99 ms'];
+  const lines = rows.map((row) => {
+    const sorted = [...row.latenciesMs].sort((a, b) => a - b);
+    return [
+      row.name,
+      String(row.clients),
+      String(row.operations),
+      String(row.errors),
+      (row.operations / row.seconds).toFixed(0),
+      percentile(sorted, 0.5).toFixed(2),
+      percentile(sorted, 0.99).toFixed(2),
+    ];
+  });
+  const widths = header.map((title, column) => Math.max(title.length, ...lines.map((line) => (line[column] ?? '').length)));
+  const format = (cells: readonly string[]): string => cells.map((cell, column) => (column === 0 ? cell.padEnd(widths[column] ?? 0) : cell.padStart(widths[column] ?? 0))).join('  ');
+  process.stdout.write(`${format(header)}\n${widths.map((width) => '-'.repeat(width)).join('  ')}\n`);
+  for (const line of lines) process.stdout.write(`${format(line)}\n`);
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions(process.argv.slice(2));
+  const cpuList = cpus();
+  process.stdout.write(`command: ${process.argv.map((arg) => (/\s/.test(arg) ? JSON.stringify(arg) : arg)).join(' ')}\n`);
+  process.stdout.write(`machine: ${cpuList.length} cores (${cpuList[0]?.model.trim() ?? 'unknown'}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB, ${platform()} ${release()}, node ${process.version}\n`);
+
+  let member: Member | undefined;
+  let endpoint = options.endpoint;
+  if (endpoint === undefined) {
+    member = await startMember({ target: options.target, name: 'bench' });
+    endpoint = member.endpoint;
+  }
+  process.stdout.write(`server: ${options.endpoint === undefined ? options.target : 'external'} at ${endpoint}; ${options.durationSeconds} s per measurement; ${options.valueBytes}-byte values\n\n`);
+
+  const durationMs = options.durationSeconds * 1000;
+  const value = Buffer.alloc(options.valueBytes, 'v');
+  const rows: Row[] = [];
+  try {
+    for (const clients of [1, 64]) {
+      rows.push(await closedLoop('put', endpoint, clients, durationMs, (client, worker, sequence) =>
+        client.unary('KV', 'Put', { key: Buffer.from(`bench/put/${worker}/${sequence % 1000}`), value })));
+    }
+    const seed = new EtcdGrpcClient(endpoint);
+    await seed.unary('KV', 'Put', { key: Buffer.from('bench/range'), value });
+    seed.close();
+    for (const clients of [1, 64]) {
+      rows.push(await closedLoop('range (linearizable)', endpoint, clients, durationMs, (client) =>
+        client.unary('KV', 'Range', { key: Buffer.from('bench/range') })));
+    }
+    rows.push(await keepAliveThroughput(endpoint, durationMs));
+  } finally {
+    await stopAllMembers();
+  }
+  printTable(rows);
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    process.stderr.write(`bench failed: ${error instanceof Error ? error.stack ?? error.message : String(error)}\n`);
+    void stopAllMembers().finally(() => process.exit(1));
+  },
+);
