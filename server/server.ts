@@ -10,7 +10,7 @@ import type { Logger } from './log.js';
 import { systemClock, type Clock } from './clock.js';
 import { Storage, decodeBigInt, decodeNumber, encodeNumber, loadLeases, metaKey } from './storage/layout.js';
 import { loadStore } from './mvcc/backend.js';
-import { Lessor } from './lease/lessor.js';
+import { Lessor, minLeaseTtlSeconds } from './lease/lessor.js';
 import { StateMachine } from './apply/state-machine.js';
 import { WatchHub } from './watch/hub.js';
 import { SingleNode } from './node/single-node.js';
@@ -21,11 +21,6 @@ import { kvService } from './api/kv.js';
 import { leaseService } from './api/lease.js';
 import { watchService } from './api/watch.js';
 import { clusterService, maintenanceService } from './api/maintenance.js';
-
-/** The smallest lease TTL etcd grants: 1.5 election timeouts, rounded up to whole seconds. */
-export function minLeaseTtlSeconds(config: Config): number {
-  return Math.ceil((1.5 * config.electionTimeoutMs) / 1000);
-}
 
 /** gRPC may carry a little more than a request's payload (etcd allows 512 KiB of overhead). */
 const GRPC_OVERHEAD_BYTES = 512 * 1024;
@@ -62,7 +57,7 @@ export class Member {
   private static async startOn(storage: Storage, config: Config, logger: Logger, clock: Clock): Promise<Member> {
     const identity = await loadIdentity(storage);
     const store = await loadStore(storage.space('kv'), storage.space('kvmeta'));
-    const lessor = new Lessor({ minTtlSeconds: minLeaseTtlSeconds(config), clock });
+    const lessor = new Lessor({ minTtlSeconds: minLeaseTtlSeconds(config.electionTimeoutMs, config.heartbeatIntervalMs), clock });
     for (const lease of await loadLeases(storage)) lessor.grant(lease.id, lease.ttlSeconds);
     for (const { key, lease } of store.keysWithLease()) if (lessor.exists(lease)) lessor.attach(lease, key);
     const applied = decodeNumber(await storage.get('meta', metaKey('applied-index'))) ?? 0;
@@ -94,7 +89,7 @@ export class Member {
     // lease its full TTL again, as etcd does).
     lessor.promote();
 
-    const ctx: ApiContext = { config, node, machine, watchHub, logger };
+    const ctx: ApiContext = { config, node, machine, watchHub, logger, diskSizeBytes: () => storage.diskSizeBytes() };
     grpcServer.addService(serviceDefinition('etcdserverpb.KV'), kvService(ctx));
     grpcServer.addService(serviceDefinition('etcdserverpb.Watch'), watchService(ctx));
     grpcServer.addService(serviceDefinition('etcdserverpb.Lease'), leaseService(ctx));

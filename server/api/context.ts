@@ -14,6 +14,8 @@ export interface ApiContext {
   readonly machine: StateMachine;
   readonly watchHub: WatchHub;
   readonly logger: Logger;
+  /** Bytes the member's database occupies on disk (Status.dbSize). */
+  readonly diskSizeBytes: () => Promise<number>;
 }
 
 export function header(ctx: ApiContext, revision?: number): WireHeader {

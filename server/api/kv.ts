@@ -14,6 +14,11 @@ export function expectResult<T extends ApplyResult['type']>(result: ApplyResult,
   return result as Extract<ApplyResult, { type: T }>;
 }
 
+/** etcd fills only the revision in the headers of a txn's nested responses. */
+function nestedHeader(revision: number): object {
+  return { revision: String(revision) };
+}
+
 export function kvService(ctx: ApiContext): grpc.UntypedServiceImplementation {
   return {
     Range: unary(async (r: WireRangeRequest, call) => {
@@ -43,12 +48,10 @@ export function kvService(ctx: ApiContext): grpc.UntypedServiceImplementation {
         const request = txnFromWire(r);
         await ctx.node.readBarrier(callSignal(call));
         const w = ctx.machine.store.txn(request, () => true);
-        const h = header(ctx);
-        return { header: h, ...txnResponseToWire(w.response, h) };
+        return { header: header(ctx), ...txnResponseToWire(w.response, nestedHeader(ctx.machine.store.currentRevision)) };
       }
       const result = expectResult(await ctx.node.propose({ txn: r }, callSignal(call)), 'txn');
-      const h = header(ctx, result.revision);
-      return { header: h, ...txnResponseToWire(result.response, h) };
+      return { header: header(ctx, result.revision), ...txnResponseToWire(result.response, nestedHeader(result.revision)) };
     }),
 
     Compact: unary(async (r: WireCompactionRequest, call) => {

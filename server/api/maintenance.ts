@@ -12,12 +12,13 @@ export function maintenanceService(ctx: ApiContext): grpc.UntypedServiceImplemen
   return {
     Status: unary(async () => {
       const status = ctx.node.status();
-      const size = ctx.machine.store.sizeBytes;
+      const onDisk = await ctx.diskSizeBytes();
       return {
         header: header(ctx),
         version: API_VERSION,
-        dbSize: String(size),
-        dbSizeInUse: String(size),
+        dbSize: String(onDisk),
+        // The live history held by the MVCC store: what a compaction can shrink.
+        dbSizeInUse: String(Math.min(onDisk, ctx.machine.store.sizeBytes)),
         leader: status.leader.toString(),
         raftIndex: String(status.commitIndex),
         raftTerm: String(status.term),

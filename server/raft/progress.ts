@@ -3,7 +3,7 @@
  * the flow-control state (probe/replicate/snapshot) and the inflight window.
  */
 import type { ConfState, NodeId, ProgressState, ProgressStatus } from './types.js';
-import { assert } from './util.js';
+import { assert, assertNever } from './util.js';
 
 /** A bounded window of unacknowledged 'app' messages, identified by their last index. */
 export class Inflights {
@@ -99,6 +99,9 @@ export class Progress {
         return;
       case 'snapshot':
         assert(false, 'sending entries while in snapshot state');
+        return;
+      default:
+        assertNever(this.state, 'progress state');
     }
   }
 
@@ -146,9 +149,13 @@ export class Progress {
       case 'probe':
         return this.msgAppFlowPaused;
       case 'replicate':
-        return this.msgAppFlowPaused || this.inflights.full();
+        // Set when the window fills (sentEntries); a heartbeat response clears it so that
+        // one empty append can probe a window whose messages may all have been lost.
+        return this.msgAppFlowPaused;
       case 'snapshot':
         return true;
+      default:
+        return assertNever(this.state, 'progress state');
     }
   }
 

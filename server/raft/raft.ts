@@ -174,9 +174,11 @@ export class Raft {
     this.reset(this.term);
     this.lead = this.id;
     this.role = 'leader';
-    this.tracker.progress.get(this.id)?.becomeReplicate();
     const self = this.tracker.progress.get(this.id);
-    if (self !== undefined) self.match = this.log.persistedLastIndex();
+    if (self !== undefined) {
+      self.match = this.log.persistedLastIndex(); // only what is durable counts (onPersisted)
+      self.becomeReplicate();
+    }
     // Any conf change in the uncommitted tail may still be pending.
     this.pendingConfIndex = this.log.lastIndex();
     // An entry of our own term lets us commit (and learn the commit index) per §5.4.2.
@@ -207,6 +209,11 @@ export class Raft {
     if (this.electionElapsed >= this.electionTimeout) {
       this.electionElapsed = 0;
       if (this.checkQuorum && !this.checkQuorumActive()) return;
+      if (!this.tracker.voters.has(this.id)) {
+        // Removed, and the hand-over did not finish in time: stop leading anyway.
+        this.becomeFollower(this.term, NONE);
+        return;
+      }
       // A transfer that did not finish within an election timeout is abandoned.
       if (this.leadTransferee !== NONE) this.abortLeaderTransfer();
     }
@@ -586,6 +593,8 @@ export class Raft {
 
   private sendTimeoutNow(to: NodeId): void {
     this.send({ type: 'timeoutNow', to });
+    // A removed leader handing over has nothing left to do; its successor has every entry.
+    if (!this.tracker.voters.has(this.id)) this.becomeFollower(this.term, NONE);
   }
 
   // ------------------------------------------------------------------------------------------
@@ -809,7 +818,10 @@ export class Raft {
     if (pr === undefined || pr.isPaused()) return false;
     const prevIndex = pr.next - 1;
     const prevTerm = this.log.term(prevIndex);
-    const entries = prevTerm === undefined ? undefined : this.log.entriesFrom(pr.next, this.maxSizePerMsg);
+    // With a full window, send no entries: the (empty) append gets acked or rejected, and
+    // either answer frees the window even if every inflight message was lost.
+    const windowFull = pr.state === 'replicate' && pr.inflights.full();
+    const entries = prevTerm === undefined ? undefined : windowFull ? [] : this.log.entriesFrom(pr.next, this.maxSizePerMsg);
     if (prevTerm === undefined || entries === undefined) return this.maybeSendSnapshot(to, pr);
     if (entries.length === 0 && !sendIfEmpty) return false;
     this.send({ type: 'app', to, index: prevIndex, logTerm: prevTerm, entries, commit: this.log.committed });
@@ -876,7 +888,7 @@ export class Raft {
     this.changeMembership(cc);
     if (this.role !== 'leader') return this.tracker.confState();
     if (!this.tracker.voters.has(this.id)) {
-      this.stepDownAfterRemoval();
+      this.handOverAfterRemoval();
       return this.tracker.confState();
     }
     if (this.leadTransferee !== NONE && !this.tracker.voters.has(this.leadTransferee)) this.abortLeaderTransfer();
@@ -902,6 +914,11 @@ export class Raft {
         this.tracker.addLearner(cc.nodeId, next);
         return;
       case 'removeNode':
+        if (this.tracker.voters.has(cc.nodeId) && this.tracker.voters.size === 1) {
+          // A configuration without voters could never elect a leader again.
+          this.logger?.warn('raft: ignoring removal of the last voter', { id: this.id, nodeId: cc.nodeId });
+          return;
+        }
         this.tracker.remove(cc.nodeId);
         return;
       default:
@@ -910,15 +927,33 @@ export class Raft {
   }
 
   /**
-   * The leader applied its own removal. Hand leadership to the most caught-up voter at once
-   * (timeoutNow) so the cluster does not wait for an election timeout, then step down.
+   * The leader applied its own removal. It must not just stop: the remaining voters may not
+   * know yet that the removal (or later entries) committed, and in a 2-voter cluster the one
+   * left could then never win an election. So it hands over like a leader transfer: the most
+   * caught-up voter is brought to our last index (learning the commit index on the way) and
+   * then gets timeoutNow. Meanwhile proposals are refused; after an election timeout we step
+   * down regardless (tickHeartbeat).
    */
-  private stepDownAfterRemoval(): void {
+  private handOverAfterRemoval(): void {
     const lastIndex = this.log.lastIndex();
-    const successor = this.tracker.voterIds().find((id) => this.tracker.progress.get(id)?.match === lastIndex);
-    if (successor !== undefined) this.sendTimeoutNow(successor);
-    this.logger?.info('raft: leader removed from the configuration, stepping down', { id: this.id, successor });
-    this.becomeFollower(this.term, NONE);
+    let successor: NodeId = NONE;
+    let best = -1;
+    for (const id of this.tracker.voterIds()) {
+      const match = this.tracker.progress.get(id)?.match ?? 0;
+      if (match > best) {
+        best = match;
+        successor = id;
+      }
+    }
+    this.logger?.info('raft: leader removed from the configuration, handing over', { id: this.id, successor });
+    if (successor === NONE) {
+      this.becomeFollower(this.term, NONE);
+      return;
+    }
+    this.electionElapsed = 0;
+    this.leadTransferee = successor;
+    if (best === lastIndex) this.sendTimeoutNow(successor);
+    else this.sendAppend(successor);
   }
 
   progressSnapshot(): Map<NodeId, Progress> {

@@ -13,6 +13,9 @@
  *   4. call advance().
  * Exactly one Ready is outstanding at a time: hasReady() is false and ready() asserts until
  * advance(). Inputs (step, propose, tick, ...) may still arrive between ready() and advance().
+ * For every 'snap' message sent, the transport MUST later call reportSnapshot(to, 'finish' |
+ * 'failure'): until then the leader sends that follower nothing but heartbeats.
+ * Dropping any other message is always safe: the protocol retries.
  *
  * Persistence contract. Term, vote and entries are durable before this member votes,
  * acknowledges an append, or counts itself in a quorum:

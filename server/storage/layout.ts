@@ -12,7 +12,7 @@
  * Every change is a BatchOp; one writer turns a list of them into one level batch, so a state
  * change and the applied index that records it land together.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Level } from 'level';
 import type { AbstractSublevel } from 'abstract-level';
@@ -29,6 +29,7 @@ type Sub = AbstractSublevel<Bin, string | Buffer | Uint8Array, Uint8Array, Uint8
 
 export class Storage {
   private constructor(
+    private readonly directory: string,
     readonly db: Bin,
     private readonly spaces: ReadonlyMap<Space, Sub>,
   ) {}
@@ -39,7 +40,7 @@ export class Storage {
     await db.open();
     const spaces = new Map<Space, Sub>();
     for (const space of SPACES) spaces.set(space, db.sublevel<Uint8Array, Uint8Array>(space, { keyEncoding: 'view', valueEncoding: 'view' }));
-    return new Storage(db, spaces);
+    return new Storage(join(dataDir, 'db'), db, spaces);
   }
 
   space(space: Space): Sub {
@@ -63,6 +64,16 @@ export class Storage {
   async get(space: Space, key: Uint8Array): Promise<Uint8Array | undefined> {
     const value = await this.space(space).get(key);
     return value ?? undefined;
+  }
+
+  /** Sum of the database files' sizes. */
+  async diskSizeBytes(): Promise<number> {
+    let total = 0;
+    for (const name of await readdir(this.directory)) {
+      const info = await stat(join(this.directory, name)).catch(() => undefined);
+      if (info?.isFile()) total += info.size;
+    }
+    return total;
   }
 
   async close(): Promise<void> {

@@ -432,7 +432,7 @@ export class WatchHub {
   private readHistory(watcher: Watcher, limit: number): { events: MvccEvent[]; toRevision: number; read: number; compactRevision?: number } {
     const from = watcher.nextRevision;
     const compacted = this.source.compactedRevision;
-    if (from <= compacted) return { events: [], toRevision: from - 1, read: 0, compactRevision: compacted };
+    if (from < compacted) return { events: [], toRevision: from - 1, read: 0, compactRevision: compacted };
     const range = toKeyRange(watcher.range);
     try {
       const read = this.source.eventsInRange(from, this.revision, range, limit);

@@ -12,7 +12,7 @@ export interface HistorySource {
   readonly compactedRevision: number;
   /**
    * Every event with fromRevision <= revision <= toRevision in the range, in order, prevKv filled;
-   * throws GavelError('Compacted') if fromRevision <= compactedRevision. With maxEvents the
+   * throws GavelError('Compacted') if fromRevision < compactedRevision (etcd lets a watcher start AT the compacted revision). With maxEvents the
    * answer may stop early (possibly inside a revision; the hub copes with that).
    */
   eventsInRange(fromRevision: number, toRevision: number, range: KeyRange, maxEvents?: number): MvccEvent[];

@@ -192,35 +192,54 @@ class Search<State, Op> {
     }
   }
 
+  /**
+   * The search. Candidates for the next linearization point are the calls before the first
+   * return in the list. They are tried in two passes: completed ops first, then indeterminate
+   * ones, so that configurations with few indeterminate ops are explored (and memoized) first
+   * and subsume the rest.
+   */
   run(): CheckResult<State, Op> {
     let state = this.model.init();
-    const stack: { call: Event; state: State }[] = [];
+    const stack: { call: Event; state: State; optionalPass: boolean }[] = [];
     let entry = this.head.next;
+    let optionalPass = false;
     while (this.requiredLeft > 0) {
       if (entry === null) throw new Error('linearizability: event list ended with required operations left');
       if (++this.explored > this.maxStates) {
         return { linearizable: null, unknown: 'budget exceeded', exploredStates: this.explored };
       }
       if (entry.isCall) {
+        if ((this.ops[entry.opIndex]!.outcome !== 'ok') !== optionalPass) {
+          entry = entry.next;
+          continue;
+        }
         const stepped = this.model.step(state, this.ops[entry.opIndex]!.op);
         if (stepped.ok && this.remember(entry.opIndex, stepped.state)) {
-          stack.push({ call: entry, state });
+          stack.push({ call: entry, state, optionalPass });
           state = stepped.state;
           this.lift(entry);
           entry = this.head.next;
+          optionalPass = false;
         } else {
           entry = entry.next;
         }
         continue;
       }
+      if (!optionalPass) {
+        optionalPass = true;
+        entry = this.head.next;
+        continue;
+      }
       // A return whose call is not linearized: the current prefix cannot be extended.
       this.noteFailure(stack, state, entry);
       const top = stack.pop();
-      if (top === undefined) return this.failure();
+      if (top === undefined) { (globalThis as any).memo = this.seen.size; return this.failure(); }
       state = top.state;
       this.unlift(top.call);
       entry = top.call.next;
+      optionalPass = top.optionalPass;
     }
+    (globalThis as any).memo = this.seen.size;
     return { linearizable: true, exploredStates: this.explored, linearization: stack.map((s) => this.ops[s.call.opIndex]!) };
   }
 

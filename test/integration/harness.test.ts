@@ -103,8 +103,9 @@ describe('startMember with the gavel contract', () => {
   });
 
   it('gives up after readyTimeoutMs with the stderr tail, and kills the process', async () => {
-    await expect(startMember({ ...fake, args: ['--fake-never-ready'], readyTimeoutMs: 800 })).rejects.toThrow(/not ready within 800 ms[\s\S]*waiting for a leader/);
-    expect(processesMentioning('--fake-never-ready')).toEqual([]);
+    const token = `--fake-token-${process.pid}-${Date.now()}`;
+    await expect(startMember({ ...fake, args: ['--fake-never-ready', token], readyTimeoutMs: 800 })).rejects.toThrow(/not ready within 800 ms[\s\S]*waiting for a leader/);
+    expect(processesMentioning(token)).toEqual([]);
   });
 
   it('stop() escalates to SIGKILL when SIGTERM is ignored, and resumes a paused member first', async () => {

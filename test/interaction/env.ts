@@ -197,8 +197,10 @@ export class TestCluster {
    * order. Messages sent while delivering wait for the next call. Returns how many were taken.
    */
   deliver(filter: (m: Message) => boolean = () => true, discard = false): number {
-    const taken = this.queue.filter(filter);
-    this.queue = this.queue.filter((m) => !filter(m));
+    const taken: Message[] = [];
+    const kept: Message[] = [];
+    for (const m of this.queue) (filter(m) ? taken : kept).push(m); // filter runs once per message
+    this.queue = kept;
     const byRecipient = new Map<NodeId, Message[]>();
     for (const m of taken) byRecipient.set(m.to, [...(byRecipient.get(m.to) ?? []), m]);
     for (const to of [...byRecipient.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))) {
@@ -240,8 +242,21 @@ export class TestCluster {
 
   /** Crash and restart: everything not persisted (unhandled Ready contents) is lost. */
   restart(id: NodeId): void {
-    this.queue = this.queue.filter((m) => m.to !== id);
+    this.dropQueued((m) => m.to === id);
     this.node(id).start();
+  }
+
+  /**
+   * Loses queued messages silently (no output). Like a real transport, it still tells the
+   * sender that a snapshot did not arrive: without reportSnapshot the leader would wait forever.
+   */
+  dropQueued(filter: (m: Message) => boolean): void {
+    const kept: Message[] = [];
+    for (const m of this.queue) {
+      if (!filter(m)) kept.push(m);
+      else if (m.type === 'snap') this.nodes.get(m.from)?.raw.reportSnapshot(m.to, 'failure');
+    }
+    this.queue = kept;
   }
 
   leaderIds(): NodeId[] {

@@ -109,6 +109,38 @@ describe('raft conf changes', () => {
     expect(c.node(3n).raw.status().confState.voters).toEqual([2n, 3n]);
   });
 
+  it('a 2-voter cluster survives removing its leader even if the commit index got lost', () => {
+    // Goal: the removed leader hands over by timeoutNow, so the survivor is not left waiting
+    // for a vote the removed member would refuse (it holds more of the log).
+    const c = new TestCluster();
+    c.addNodes(2);
+    c.elect(1n);
+    c.proposeConfChange(1n, { type: 'removeNode', nodeId: 1n });
+    c.processReady(1n);
+    c.deliver((m) => m.to === 2n);
+    c.processReady(2n);
+    c.deliver((m) => m.to === 1n);
+    c.processReady(1n); // commits and applies its own removal
+    c.dropQueued((m) => m.type === 'app'); // 2 never hears that the removal committed
+    c.stabilize();
+    expect(c.node(1n).raw.status().role).toBe('follower');
+    expect(c.leader([2n])).toBe(2n);
+    expect(c.node(2n).raw.status().confState).toEqual({ voters: [2n], learners: [] });
+    c.propose(2n, 'alone');
+    c.stabilize();
+    expect(c.node(2n).applied).toEqual(['alone']);
+  });
+
+  it('ignores the removal of the last voter', () => {
+    // Goal: a configuration without voters could never elect a leader; every member keeps it.
+    const c = new TestCluster();
+    c.addNodes(1);
+    c.elect(1n);
+    c.proposeConfChange(1n, { type: 'removeNode', nodeId: 1n });
+    c.stabilize();
+    expect(c.node(1n).raw.status()).toMatchObject({ role: 'leader', confState: { voters: [1n], learners: [] } });
+  });
+
   it('a member does not campaign while a committed conf change is not yet applied', () => {
     // Goal: elections happen under the configuration that is about to be in force.
     const c = new TestCluster();

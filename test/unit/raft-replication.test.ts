@@ -76,6 +76,23 @@ describe('raft replication', () => {
     expect(c.node(2n).applied).toEqual(['v0', 'v1', 'v2', 'v3', 'v4']);
   });
 
+  it('recovers when every message of a full inflight window was lost', () => {
+    // Goal: a heartbeat response lets the leader probe a full window with an empty append.
+    const c = new TestCluster();
+    c.addNodes(3, { maxInflightMsgs: 2 });
+    c.elect(1n);
+    for (let i = 0; i < 4; i++) {
+      c.propose(1n, `v${i}`);
+      c.processReady(1n);
+    }
+    c.dropQueued((m) => m.to === 2n); // the whole window to 2 is lost
+    c.stabilize();
+    expect(c.node(2n).applied).toEqual([]);
+    c.tick(1n); // heartbeat -> response -> empty append -> reject -> back-off
+    c.stabilize();
+    expect(c.node(2n).applied).toEqual(['v0', 'v1', 'v2', 'v3']);
+  });
+
   it('in probe state sends one append at a time until it hears back', () => {
     // Goal: a follower of unknown state is probed with a single outstanding message.
     const c = new TestCluster();
