@@ -26,7 +26,15 @@ export type GavelErrorCode =
   | 'TooManyRequests'
   | 'Stopped'
   | 'Unimplemented'
-  | 'WatchIdExists';
+  | 'WatchIdExists'
+  | 'MemberNotFound'
+  | 'MemberExists'
+  | 'PeerUrlExists'
+  | 'MemberBadUrls'
+  | 'MemberNotLearner'
+  | 'LearnerNotReady'
+  | 'BadLeaderTransferee'
+  | 'LeaderTransferTimeout';
 
 export class GavelError extends Error {
   constructor(

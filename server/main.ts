@@ -36,13 +36,25 @@ async function main(argv: readonly string[]): Promise<number> {
   const config = parsed.config;
   const logger = createLogger(config.logLevel, { member: config.name });
   let member: Member;
+  let removed = false;
+  let stopNow: (() => void) | undefined;
   try {
-    member = await Member.start(config, logger);
+    member = await Member.start(config, logger, {
+      onRemoved: () => {
+        removed = true;
+        stopNow?.();
+      },
+    });
   } catch (error) {
-    logger.error('failed to start', { error });
+    if (error instanceof UsageError) {
+      process.stderr.write(`gavel: ${error.message}\n`);
+      return 2;
+    }
+    logger.error('failed to start', { error: error instanceof Error ? error.message : String(error) });
     return 1;
   }
   await new Promise<void>((resolve) => {
+    stopNow = resolve;
     const stop = (signal: string): void => {
       logger.info('shutting down', { signal });
       resolve();
@@ -51,6 +63,7 @@ async function main(argv: readonly string[]): Promise<number> {
     process.once('SIGINT', () => stop('SIGINT'));
   });
   await member.close();
+  if (removed) logger.info('exiting: this member was removed from the cluster');
   return 0;
 }
 

@@ -19,6 +19,7 @@ export const PROTO_FILES = [
   'v3lockpb/v3lock.proto',
   'v3electionpb/v3election.proto',
   'gavel/internal.proto',
+  'gavel/raft.proto',
 ] as const;
 
 /** The proto/ directory, found from both server/*.ts (tests) and dist/server/*.js (built). */

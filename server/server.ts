@@ -1,20 +1,24 @@
 /**
- * One gavel member: opens storage, rebuilds the state machine, starts the node and serves the
- * gRPC API. The I/O shell around the pure parts (mvcc, lessor, watch hub, raft core).
+ * One gavel member: opens storage, rebuilds the state machine, starts the Raft node and the
+ * peer transport, and serves the gRPC API. The I/O shell around the pure parts (mvcc, lessor,
+ * watch hub, raft core).
  */
 import * as grpc from '@grpc/grpc-js';
-import { randomBytes } from 'node:crypto';
 import type { Config } from './config.js';
 import { listenHost } from './config.js';
 import type { Logger } from './log.js';
 import { systemClock, type Clock } from './clock.js';
-import { Storage, decodeBigInt, decodeNumber, encodeNumber, loadLeases, metaKey } from './storage/layout.js';
-import { loadStore } from './mvcc/backend.js';
-import { Lessor, minLeaseTtlSeconds } from './lease/lessor.js';
+import { Storage } from './storage/layout.js';
+import { minLeaseTtlSeconds } from './lease/lessor.js';
 import { StateMachine } from './apply/state-machine.js';
+import { loadMachineState } from './apply/load.js';
+import { buildSnapshot } from './apply/snapshot.js';
 import { WatchHub } from './watch/hub.js';
-import { SingleNode } from './node/single-node.js';
-import type { Consensus } from './node/consensus.js';
+import { RaftNode } from './node/raft-node.js';
+import { ShellStorage } from './node/shell-storage.js';
+import { bootstrapNewCluster, confStateOf, identityOps, loadIdentity, restoreRaftStorage, type Identity } from './cluster/bootstrap.js';
+import { discoverIdentity } from './cluster/join.js';
+import { PeerTransport } from './transport/transport.js';
 import { serviceDefinition } from './proto.js';
 import type { ApiContext } from './api/context.js';
 import { kvService } from './api/kv.js';
@@ -26,8 +30,14 @@ import { clusterService, maintenanceService } from './api/maintenance.js';
 const GRPC_OVERHEAD_BYTES = 512 * 1024;
 const LEASE_EXPIRY_INTERVAL_MS = 250;
 const WATCH_TICK_INTERVAL_MS = 100;
+const PUBLISH_RETRY_MS = 500;
 /** etcd revokes at most this many expired leases per second, so an expiry storm cannot swamp the log. */
 const LEASE_REVOKES_PER_SECOND = 1000;
+
+export interface MemberEvents {
+  /** This member was removed from the cluster: the process should stop. */
+  readonly onRemoved?: () => void;
+}
 
 export class Member {
   private readonly timers: NodeJS.Timeout[] = [];
@@ -38,75 +48,101 @@ export class Member {
     private readonly logger: Logger,
     private readonly storage: Storage,
     readonly machine: StateMachine,
-    readonly node: Consensus,
+    readonly node: RaftNode,
+    private readonly transport: PeerTransport,
     private readonly watchHub: WatchHub,
     private readonly grpcServer: grpc.Server,
     readonly clientAddresses: readonly string[],
+    readonly clientUrls: readonly string[],
   ) {}
 
-  static async start(config: Config, logger: Logger, clock: Clock = systemClock): Promise<Member> {
+  static async start(config: Config, logger: Logger, events: MemberEvents = {}, clock: Clock = systemClock): Promise<Member> {
     const storage = await Storage.open(config.dataDir);
     try {
-      return await Member.startOn(storage, config, logger, clock);
+      return await Member.startOn(storage, config, logger, events, clock);
     } catch (error) {
       await storage.close();
       throw error;
     }
   }
 
-  private static async startOn(storage: Storage, config: Config, logger: Logger, clock: Clock): Promise<Member> {
-    const identity = await loadIdentity(storage);
-    const store = await loadStore(storage.space('kv'), storage.space('kvmeta'));
-    const lessor = new Lessor({ minTtlSeconds: minLeaseTtlSeconds(config.electionTimeoutMs, config.heartbeatIntervalMs), clock });
-    for (const lease of await loadLeases(storage)) lessor.grant(lease.id, lease.ttlSeconds);
-    for (const { key, lease } of store.keysWithLease()) if (lessor.exists(lease)) lessor.attach(lease, key);
-    const applied = decodeNumber(await storage.get('meta', metaKey('applied-index'))) ?? 0;
-    const machine = new StateMachine(store, lessor, applied);
-    const watchHub = new WatchHub(store, {
-      clock,
-      maxResponseBytes: config.maxRequestBytes,
-      progressIntervalMs: config.watchProgressNotifyIntervalMs,
-      maxWatchersPerStream: config.maxWatchersPerStream,
+  private static async startOn(storage: Storage, config: Config, logger: Logger, events: MemberEvents, clock: Clock): Promise<Member> {
+    const loadOptions = { minLeaseTtlSeconds: minLeaseTtlSeconds(config.electionTimeoutMs, config.heartbeatIntervalMs), clock };
+    const machine = new StateMachine(await loadMachineState(storage, loadOptions));
+    let node: RaftNode | undefined;
+    const raftStorage = new ShellStorage({
+      appliedIndex: () => machine.appliedIndex,
+      confState: () => confStateOf(machine.membership),
+      build: () => buildSnapshot(machine),
     });
-    machine.onEvents((revision, events) => watchHub.notify(revision, [...events]));
+    const identity = await resolveIdentity(storage, config, machine, raftStorage, logger);
+    const watchHub = new WatchHub(
+      {
+        get currentRevision() {
+          return machine.store.currentRevision;
+        },
+        get compactedRevision() {
+          return machine.store.compactedRevision;
+        },
+        eventsInRange: (from, to, range, max) => machine.store.eventsInRange(from, to, range, max),
+      },
+      { clock, maxResponseBytes: config.maxRequestBytes, progressIntervalMs: config.watchProgressNotifyIntervalMs, maxWatchersPerStream: config.maxWatchersPerStream },
+    );
+    machine.onEvents((revision, changes) => watchHub.notify(revision, [...changes]));
+
+    const transport = new PeerTransport({
+      memberId: identity.memberId,
+      clusterId: identity.clusterId,
+      logger: logger.child({ component: 'transport' }),
+      listenUrls: [...config.listenPeerUrls],
+      handlers: {
+        onMessage: (message) => node?.step(message),
+        leaseRenew: (id) => requireNode(node).renewLease(id),
+        leaseTimeToLive: (id, keys) => requireNode(node).leaseTimeToLive(id, keys),
+        members: () => machine.membership.list(),
+      },
+      onUnreachable: (peer) => node?.reportUnreachable(peer),
+      onSnapshotStatus: (peer, status) => node?.reportSnapshot(peer, status),
+    });
+    node = new RaftNode({
+      memberId: identity.memberId,
+      clusterId: identity.clusterId,
+      clusterToken: config.initialClusterToken,
+      heartbeatIntervalMs: config.heartbeatIntervalMs,
+      electionTimeoutMs: config.electionTimeoutMs,
+      snapshotCount: config.snapshotCount,
+      maxRequestBytes: config.maxRequestBytes,
+      maxPendingProposals: config.maxPendingProposals,
+      logger,
+      storage,
+      machine,
+      raftStorage,
+      network: transport,
+      reload: () => loadMachineState(storage, loadOptions),
+      onRestored: () => watchHub.restored(),
+      onRemoved: () => events.onRemoved?.(),
+    });
+    await transport.start();
+    node.syncPeers();
 
     const grpcServer = new grpc.Server({
       'grpc.max_receive_message_length': config.maxRequestBytes + GRPC_OVERHEAD_BYTES,
       'grpc.max_send_message_length': -1,
     });
+    const ctx: ApiContext = { config, node, machine, watchHub, logger, diskSizeBytes: () => storage.diskSizeBytes() };
+    addServices(grpcServer, ctx);
     const addresses = await bindAll(grpcServer, config);
     const clientUrls = config.advertiseClientUrls.map((url, i) => withPort(url, addresses[i] ?? addresses[0] ?? ''));
-    const node = await SingleNode.open(storage, machine, {
-      memberId: identity.memberId,
-      clusterId: identity.clusterId,
-      self: { id: identity.memberId, name: config.name, peerUrls: config.initialAdvertisePeerUrls.map(String).map(trimSlash), clientUrls, isLearner: false },
-      maxRequestBytes: config.maxRequestBytes,
-      maxPendingProposals: config.maxPendingProposals,
-      snapshotCount: config.snapshotCount,
-      logger,
-    });
-    // The one member is the leader: leases start counting down from now (a restart gives every
-    // lease its full TTL again, as etcd does).
-    lessor.promote();
-
-    const ctx: ApiContext = { config, node, machine, watchHub, logger, diskSizeBytes: () => storage.diskSizeBytes() };
-    grpcServer.addService(serviceDefinition('etcdserverpb.KV'), kvService(ctx));
-    grpcServer.addService(serviceDefinition('etcdserverpb.Watch'), watchService(ctx));
-    grpcServer.addService(serviceDefinition('etcdserverpb.Lease'), leaseService(ctx));
-    grpcServer.addService(serviceDefinition('etcdserverpb.Maintenance'), maintenanceService(ctx));
-    grpcServer.addService(serviceDefinition('etcdserverpb.Cluster'), clusterService(ctx));
-    // Declared now so clients get UNIMPLEMENTED (not "unknown service") until their handlers land.
-    grpcServer.addService(serviceDefinition('etcdserverpb.Auth'), {});
-    grpcServer.addService(serviceDefinition('v3lockpb.Lock'), {});
-    grpcServer.addService(serviceDefinition('v3electionpb.Election'), {});
-
-    const member = new Member(config, logger, storage, machine, node, watchHub, grpcServer, addresses);
+    const member = new Member(config, logger, storage, machine, node, transport, watchHub, grpcServer, addresses, clientUrls);
+    node.start();
     member.startLoops();
+    member.publishAttributes();
     logger.info('member started', {
       name: config.name,
       memberId: identity.memberId.toString(16),
+      clusterId: identity.clusterId.toString(16),
       dataDir: config.dataDir,
-      revision: store.currentRevision,
+      revision: machine.store.currentRevision,
       appliedIndex: machine.appliedIndex,
     });
     for (const address of addresses) logger.info('serving client requests', { address });
@@ -117,6 +153,23 @@ export class Member {
     this.timers.push(setInterval(() => this.watchHub.tick(), WATCH_TICK_INTERVAL_MS));
     this.timers.push(setInterval(() => this.expireLeases(), LEASE_EXPIRY_INTERVAL_MS));
     for (const timer of this.timers) timer.unref();
+  }
+
+  /** etcd's publish: once a leader exists, record this member's name and client URLs in the registry. */
+  private publishAttributes(): void {
+    const memberId = this.node.status().memberId;
+    const attempt = (): void => {
+      if (this.closing) return;
+      const current = this.machine.membership.get(memberId);
+      if (current !== undefined && current.name === this.config.name && sameList(current.clientUrls, this.clientUrls)) return;
+      this.node
+        .propose({ member_attributes: { id: memberId.toString(), name: this.config.name, client_urls: [...this.clientUrls] } })
+        .then(
+          () => this.logger.info('published member attributes', { name: this.config.name, clientUrls: this.clientUrls }),
+          () => setTimeout(attempt, PUBLISH_RETRY_MS).unref(),
+        );
+    };
+    attempt();
   }
 
   /** Only the leader expires leases, and only by proposing the revoke: keys vanish when it commits. */
@@ -140,6 +193,8 @@ export class Member {
 
   private async doClose(): Promise<void> {
     for (const timer of this.timers) clearInterval(timer);
+    // Hand leadership over while the transport still runs, then stop taking requests.
+    await this.node.close();
     await new Promise<void>((resolve) => {
       const force = setTimeout(() => {
         this.grpcServer.forceShutdown();
@@ -151,31 +206,45 @@ export class Member {
       });
     });
     this.watchHub.close();
-    await this.node.close();
+    await this.transport.stop();
     await this.storage.close();
     this.logger.info('member stopped');
   }
 }
 
-async function loadIdentity(storage: Storage): Promise<{ memberId: bigint; clusterId: bigint }> {
-  const memberId = await decodeBigInt(await storage.get('meta', metaKey('member-id')));
-  const clusterId = await decodeBigInt(await storage.get('meta', metaKey('cluster-id')));
-  if (memberId !== undefined && clusterId !== undefined) return { memberId, clusterId };
-  const fresh = { memberId: randomId(), clusterId: randomId() };
-  await storage.write(
-    [
-      { type: 'put', space: 'meta', key: metaKey('member-id'), value: encodeNumber(fresh.memberId) },
-      { type: 'put', space: 'meta', key: metaKey('cluster-id'), value: encodeNumber(fresh.clusterId) },
-    ],
-    true,
-  );
-  return fresh;
+function addServices(server: grpc.Server, ctx: ApiContext): void {
+  server.addService(serviceDefinition('etcdserverpb.KV'), kvService(ctx));
+  server.addService(serviceDefinition('etcdserverpb.Watch'), watchService(ctx));
+  server.addService(serviceDefinition('etcdserverpb.Lease'), leaseService(ctx));
+  server.addService(serviceDefinition('etcdserverpb.Maintenance'), maintenanceService(ctx));
+  server.addService(serviceDefinition('etcdserverpb.Cluster'), clusterService(ctx));
+  // Declared now so clients get UNIMPLEMENTED (not "unknown service") until their handlers land.
+  server.addService(serviceDefinition('etcdserverpb.Auth'), {});
+  server.addService(serviceDefinition('v3lockpb.Lock'), {});
+  server.addService(serviceDefinition('v3electionpb.Election'), {});
 }
 
-/** A non-zero uint64 that also fits int64, since some clients print ids as signed numbers. */
-function randomId(): bigint {
-  const id = randomBytes(8).readBigUInt64BE() & 0x7fff_ffff_ffff_ffffn;
-  return id === 0n ? 1n : id;
+/** Who this member is: from disk on a restart, from --initial-cluster for a new cluster, from peers when joining. */
+async function resolveIdentity(storage: Storage, config: Config, machine: StateMachine, raftStorage: ShellStorage, logger: Logger): Promise<Identity> {
+  const existing = await loadIdentity(storage);
+  if (existing !== undefined) {
+    await restoreRaftStorage(storage, machine, raftStorage);
+    return existing;
+  }
+  if (config.initialClusterState === 'new') return bootstrapNewCluster(storage, config, machine, raftStorage, logger);
+  const identity = await discoverIdentity(config, logger);
+  await storage.write(identityOps(identity), true);
+  logger.info('joining an existing cluster', { memberId: identity.memberId.toString(16), clusterId: identity.clusterId.toString(16) });
+  return identity;
+}
+
+function requireNode(node: RaftNode | undefined): RaftNode {
+  if (node === undefined) throw new Error('peer request before the node started');
+  return node;
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 async function bindAll(server: grpc.Server, config: Config): Promise<string[]> {

@@ -36,17 +36,10 @@ export function leaseService(ctx: ApiContext): grpc.UntypedServiceImplementation
     }),
 
     LeaseTimeToLive: unary(async (r: WireLeaseTimeToLiveRequest, call) => {
-      await ctx.node.readBarrier(callSignal(call));
       const id = toBigInt(r.ID);
-      const info = ctx.machine.lessor.timeToLive(id);
-      if (info === undefined) return { header: header(ctx), ID: id.toString(), TTL: '-1', grantedTTL: '0', keys: [] };
-      return {
-        header: header(ctx),
-        ID: id.toString(),
-        TTL: String(info.ttlSeconds),
-        grantedTTL: String(info.grantedTtlSeconds),
-        keys: r.keys ? info.keys.map((k) => Buffer.from(k)) : [],
-      };
+      // The remaining TTL is known only to the leader, which counts the deadlines.
+      const info = await ctx.node.leaseTimeToLive(id, r.keys === true, callSignal(call));
+      return { header: header(ctx), ID: id.toString(), TTL: String(info.ttl), grantedTTL: String(info.grantedTtl), keys: info.keys.map((k) => Buffer.from(k)) };
     }),
 
     LeaseLeases: unary(async (_r: object, call) => {
@@ -55,20 +48,33 @@ export function leaseService(ctx: ApiContext): grpc.UntypedServiceImplementation
     }),
 
     LeaseKeepAlive: (call: grpc.ServerDuplexStream<WireLeaseIdRequest, object>) => {
+      let open = true;
       call.on('data', (r: WireLeaseIdRequest) => {
         const id = toBigInt(r.ID);
-        try {
-          if (!ctx.node.isLeader()) throw new GavelError('NotLeader');
-          const ttl = ctx.machine.lessor.renew(id);
-          call.write({ header: header(ctx), ID: id.toString(), TTL: String(ttl) });
-        } catch (error) {
-          // An unknown lease answers TTL 0, which clients read as "expired".
-          if (isGavelError(error, 'LeaseNotFound')) call.write({ header: header(ctx), ID: id.toString(), TTL: '0' });
-          else call.destroy(toServiceError(error) as unknown as Error);
-        }
+        ctx.node.renewLease(id).then(
+          (ttl) => {
+            if (open) call.write({ header: header(ctx), ID: id.toString(), TTL: String(ttl) });
+          },
+          (error: unknown) => {
+            if (!open) return;
+            // An unknown lease answers TTL 0, which clients read as "expired"; the stream stays open.
+            if (isGavelError(error, 'LeaseNotFound')) call.write({ header: header(ctx), ID: id.toString(), TTL: '0' });
+            else {
+              open = false;
+              call.destroy(toServiceError(error) as unknown as Error);
+            }
+          },
+        );
       });
-      call.on('end', () => call.end());
-      call.on('error', () => undefined);
+      const close = (): void => {
+        open = false;
+      };
+      call.on('end', () => {
+        close();
+        call.end();
+      });
+      call.on('cancelled', close);
+      call.on('error', close);
     },
   };
 }

@@ -2,8 +2,9 @@
 import type * as grpc from '@grpc/grpc-js';
 import { GavelError } from '../errors.js';
 import type { MemberInfo } from '../node/consensus.js';
-import { toNumber } from './convert.js';
-import { header, unary, type ApiContext } from './context.js';
+import { toBigInt, toNumber } from './convert.js';
+import { normalizeUrl } from '../cluster/membership.js';
+import { callSignal, header, unary, type ApiContext } from './context.js';
 
 /** The etcd API version gavel implements; clients compare it to enable features. */
 export const API_VERSION = '3.5.0';
@@ -43,6 +44,14 @@ export function maintenanceService(ctx: ApiContext): grpc.UntypedServiceImplemen
     Hash: unary(async () => ({ header: header(ctx), hash: ctx.machine.store.hash(ctx.machine.store.currentRevision) })),
 
     Defragment: unary(async () => ({ header: header(ctx) })),
+
+    MoveLeader: unary(async (r: { targetID: string }) => {
+      const target = toBigInt(r.targetID);
+      const member = ctx.node.members().find((m) => m.id === target);
+      if (member === undefined || member.isLearner) throw new GavelError('BadLeaderTransferee');
+      await ctx.node.transferLeadership(target);
+      return { header: header(ctx) };
+    }),
   };
 }
 
@@ -57,7 +66,56 @@ export function memberToWire(member: MemberInfo): object {
 }
 
 export function clusterService(ctx: ApiContext): grpc.UntypedServiceImplementation {
+  const list = (): object[] => ctx.node.members().map(memberToWire);
   return {
-    MemberList: unary(async () => ({ header: header(ctx), members: ctx.node.members().map(memberToWire) })),
+    MemberList: unary(async (r: { linearizable?: boolean }, call) => {
+      if (r.linearizable) await ctx.node.readBarrier(callSignal(call));
+      return { header: header(ctx), members: list() };
+    }),
+
+    MemberAdd: unary(async (r: { peerURLs: string[]; isLearner: boolean }) => {
+      const peerUrls = checkPeerUrls(r.peerURLs);
+      const taken = new Set(ctx.node.members().flatMap((m) => m.peerUrls.map(normalizeUrl)));
+      if (peerUrls.some((u) => taken.has(u))) throw new GavelError('PeerUrlExists');
+      const id = await ctx.node.addMember(peerUrls, r.isLearner === true);
+      const added = ctx.node.members().find((m) => m.id === id);
+      return { header: header(ctx), member: added ? memberToWire(added) : { ID: id.toString(), peerURLs: peerUrls, isLearner: r.isLearner }, members: list() };
+    }),
+
+    MemberRemove: unary(async (r: { ID: string }) => {
+      const id = toBigInt(r.ID);
+      if (!ctx.node.members().some((m) => m.id === id)) throw new GavelError('MemberNotFound');
+      await ctx.node.removeMember(id);
+      return { header: header(ctx), members: list() };
+    }),
+
+    MemberPromote: unary(async (r: { ID: string }) => {
+      const id = toBigInt(r.ID);
+      const member = ctx.node.members().find((m) => m.id === id);
+      if (member === undefined) throw new GavelError('MemberNotFound');
+      if (!member.isLearner) throw new GavelError('MemberNotLearner');
+      await ctx.node.promoteMember(id);
+      return { header: header(ctx), members: list() };
+    }),
+
+    MemberUpdate: unary(async (r: { ID: string; peerURLs: string[] }) => {
+      const id = toBigInt(r.ID);
+      const peerUrls = checkPeerUrls(r.peerURLs);
+      if (!ctx.node.members().some((m) => m.id === id)) throw new GavelError('MemberNotFound');
+      const taken = new Set(ctx.node.members().filter((m) => m.id !== id).flatMap((m) => m.peerUrls.map(normalizeUrl)));
+      if (peerUrls.some((u) => taken.has(u))) throw new GavelError('PeerUrlExists');
+      const result = await ctx.node.propose({ member_peer_urls: { id: id.toString(), peer_urls: peerUrls } });
+      if (result.type === 'error') throw result.error;
+      return { header: header(ctx), members: list() };
+    }),
   };
+}
+
+function checkPeerUrls(urls: readonly string[] | undefined): string[] {
+  if (urls === undefined || urls.length === 0) throw new GavelError('MemberBadUrls');
+  try {
+    return urls.map(normalizeUrl);
+  } catch {
+    throw new GavelError('MemberBadUrls');
+  }
 }

@@ -30,6 +30,14 @@ const TABLE: Record<GavelErrorCode, { code: grpc.status; message: string }> = {
   TooManyRequests: { code: Status.RESOURCE_EXHAUSTED, message: 'etcdserver: too many requests' },
   Stopped: { code: Status.UNAVAILABLE, message: 'etcdserver: server stopped' },
   Unimplemented: { code: Status.UNIMPLEMENTED, message: 'unimplemented' },
+  MemberNotFound: { code: Status.NOT_FOUND, message: 'etcdserver: member not found' },
+  MemberExists: { code: Status.FAILED_PRECONDITION, message: 'etcdserver: member ID already exist' },
+  PeerUrlExists: { code: Status.FAILED_PRECONDITION, message: 'etcdserver: Peer URLs already exists' },
+  MemberBadUrls: { code: Status.INVALID_ARGUMENT, message: 'etcdserver: given member URLs are invalid' },
+  MemberNotLearner: { code: Status.FAILED_PRECONDITION, message: 'etcdserver: can only promote a learner member' },
+  LearnerNotReady: { code: Status.FAILED_PRECONDITION, message: 'etcdserver: can only promote a learner member which is in sync with leader' },
+  BadLeaderTransferee: { code: Status.FAILED_PRECONDITION, message: 'etcdserver: bad leader transferee' },
+  LeaderTransferTimeout: { code: Status.UNAVAILABLE, message: 'etcdserver: request timed out, leader transfer took too long' },
   WatchIdExists: { code: Status.INVALID_ARGUMENT, message: 'mvcc: duplicate watch ID provided on the WatchStream' },
 };
 

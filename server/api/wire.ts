@@ -124,7 +124,7 @@ export interface WireWatchRequest {
 /** The Raft log payload (proto/gavel/internal.proto). */
 export interface WireInternalRequest {
   id: Int64;
-  request?: 'put' | 'delete_range' | 'txn' | 'compaction' | 'lease_grant' | 'lease_revoke' | 'lease_checkpoint';
+  request?: 'put' | 'delete_range' | 'txn' | 'compaction' | 'lease_grant' | 'lease_revoke' | 'lease_checkpoint' | 'member_attributes' | 'member_peer_urls';
   put?: WirePutRequest | null;
   delete_range?: WireDeleteRangeRequest | null;
   txn?: WireTxnRequest | null;
@@ -132,4 +132,6 @@ export interface WireInternalRequest {
   lease_grant?: WireLeaseGrantRequest | null;
   lease_revoke?: WireLeaseIdRequest | null;
   lease_checkpoint?: WireLeaseCheckpointRequest | null;
+  member_attributes?: { id: Int64; name: string; client_urls: string[] } | null;
+  member_peer_urls?: { id: Int64; peer_urls: string[] } | null;
 }

@@ -1,19 +1,22 @@
 /**
- * The replicated state machine: MVCC store + lessor, changed only by applying committed log
- * entries in order. apply() is synchronous and deterministic; it returns the result for the
- * waiting proposer and the level operations that record the change. The caller writes those
- * operations in ONE batch together with the applied index, so a crash either keeps both or
- * neither and replaying the log from the stored applied index is idempotent.
+ * The replicated state machine: MVCC store, lessor and cluster membership, changed only by
+ * applying committed log entries in order. apply() is synchronous and deterministic; it returns
+ * the result for the waiting proposer and the level operations that record the change. The
+ * caller writes those operations in ONE batch together with the applied index, so a crash keeps
+ * both or neither and replaying the log from the stored applied index is idempotent.
  */
 import { GavelError, assertNever, assert } from '../errors.js';
-import { MvccStore } from '../mvcc/store.js';
+import type { MvccStore } from '../mvcc/store.js';
 import { changesToBatch } from '../mvcc/backend.js';
 import type { MvccEvent, PutResponse, DeleteRangeResponse, TxnResponse } from '../mvcc/types.js';
-import { Lessor } from '../lease/lessor.js';
+import type { Lessor } from '../lease/lessor.js';
 import { deleteRangeFromWire, putFromWire, toBigInt, toNumber, txnFromWire } from '../api/convert.js';
 import { decodeRequest } from './request.js';
 import type { WireInternalRequest } from '../api/wire.js';
 import { leaseOps, type BatchOp } from '../storage/layout.js';
+import type { Membership } from '../cluster/membership.js';
+import { decodeAddContext } from '../cluster/membership.js';
+import type { ConfChange } from '../raft/index.js';
 
 export type ApplyResult =
   | { readonly type: 'put'; readonly revision: number; readonly response: PutResponse }
@@ -23,6 +26,7 @@ export type ApplyResult =
   | { readonly type: 'leaseGrant'; readonly revision: number; readonly id: bigint; readonly ttlSeconds: number }
   | { readonly type: 'leaseRevoke'; readonly revision: number }
   | { readonly type: 'leaseCheckpoint'; readonly revision: number }
+  | { readonly type: 'member'; readonly revision: number }
   | { readonly type: 'error'; readonly revision: number; readonly error: GavelError };
 
 export interface AppliedEntry {
@@ -36,28 +40,57 @@ export interface AppliedEntry {
 /** Called after each applied write revision (watch hub). */
 export type EventListener = (revision: number, events: readonly MvccEvent[]) => void;
 
+/** The parts a snapshot replaces at once. */
+export interface MachineState {
+  readonly store: MvccStore;
+  readonly lessor: Lessor;
+  readonly membership: Membership;
+  readonly appliedIndex: number;
+}
+
 export class StateMachine {
   private listeners: EventListener[] = [];
+  private state: MachineState;
 
-  constructor(
-    readonly store: MvccStore,
-    readonly lessor: Lessor,
-    private appliedIndexValue: number,
-  ) {}
+  constructor(state: MachineState) {
+    this.state = state;
+  }
+
+  get store(): MvccStore {
+    return this.state.store;
+  }
+
+  get lessor(): Lessor {
+    return this.state.lessor;
+  }
+
+  get membership(): Membership {
+    return this.state.membership;
+  }
 
   get appliedIndex(): number {
-    return this.appliedIndexValue;
+    return this.state.appliedIndex;
   }
 
   onEvents(listener: EventListener): void {
     this.listeners.push(listener);
   }
 
-  /** Applies the entry at `index`; entries at or below the applied index are skipped (replay). */
+  /** Replaces the whole state with one restored from a snapshot at a later index. */
+  restore(state: MachineState): void {
+    assert(state.appliedIndex > this.state.appliedIndex, `snapshot ${state.appliedIndex} is not newer than applied ${this.state.appliedIndex}`);
+    this.state = state;
+  }
+
+  private advanceTo(index: number): void {
+    assert(index === this.state.appliedIndex + 1, `apply out of order: ${index} after ${this.state.appliedIndex}`);
+    this.state = { ...this.state, appliedIndex: index };
+  }
+
+  /** Applies the normal entry at `index`; entries at or below the applied index are skipped (replay). */
   apply(index: number, data: Uint8Array): AppliedEntry | undefined {
-    if (index <= this.appliedIndexValue) return undefined;
-    assert(index === this.appliedIndexValue + 1, `apply out of order: ${index} after ${this.appliedIndexValue}`);
-    this.appliedIndexValue = index;
+    if (index <= this.state.appliedIndex) return undefined;
+    this.advanceTo(index);
     if (data.length === 0) return undefined; // an empty entry (a new leader's no-op)
     const request = decodeRequest(data);
     const requestId = toBigInt(request.id);
@@ -76,9 +109,30 @@ export class StateMachine {
     return { requestId, ...applied };
   }
 
+  /** Applies a committed membership change; returns the ops that record the new registry. */
+  applyConfChange(index: number, change: ConfChange): readonly BatchOp[] {
+    if (index <= this.state.appliedIndex) return [];
+    this.advanceTo(index);
+    switch (change.type) {
+      case 'addNode':
+        this.membership.add(change.nodeId, decodeAddContext(change.context), false);
+        break;
+      case 'addLearner':
+        this.membership.add(change.nodeId, decodeAddContext(change.context), true);
+        break;
+      case 'removeNode':
+        this.membership.remove(change.nodeId);
+        break;
+      default:
+        assertNever(change.type);
+    }
+    return this.membership.ops();
+  }
+
   private applyRequest(request: WireInternalRequest): Omit<AppliedEntry, 'requestId'> {
     const leaseExists = (id: bigint): boolean => this.lessor.exists(id);
     const kind = request.request;
+    const revision = this.store.currentRevision;
     switch (kind) {
       case 'put': {
         const w = this.store.put(putFromWire(required(request.put)), leaseExists);
@@ -102,31 +156,31 @@ export class StateMachine {
       case 'lease_grant': {
         const grant = required(request.lease_grant);
         const granted = this.lessor.grant(toBigInt(grant.ID), toNumber(grant.TTL));
-        const revision = this.store.currentRevision;
-        return {
-          result: { type: 'leaseGrant', revision, id: granted.id, ttlSeconds: granted.ttlSeconds },
-          ops: leaseOps.put(granted.id, granted.ttlSeconds),
-          revision,
-          events: [],
-        };
+        return { result: { type: 'leaseGrant', revision, id: granted.id, ttlSeconds: granted.ttlSeconds }, ops: leaseOps.put(granted.id, granted.ttlSeconds), revision, events: [] };
       }
-      case 'lease_revoke': {
-        const id = toBigInt(required(request.lease_revoke).ID);
-        const keys = this.lessor.revoke(id);
-        const w = keys.length > 0 ? this.store.deleteKeys(keys) : undefined;
-        const revision = w?.revision ?? this.store.currentRevision;
-        const ops = [...(w ? changesToBatch(w.changes) : []), ...leaseOps.del(id)];
-        return { result: { type: 'leaseRevoke', revision }, ops, revision, events: w?.events ?? [] };
-      }
+      case 'lease_revoke':
+        return this.applyRevoke(toBigInt(required(request.lease_revoke).ID));
       case 'lease_checkpoint': {
         const ops: BatchOp[] = [];
         for (const checkpoint of required(request.lease_checkpoint).checkpoints ?? []) {
           const id = toBigInt(checkpoint.ID);
-          if (!this.lessor.exists(id)) continue;
-          this.lessor.checkpoint(id, toNumber(checkpoint.remaining_TTL));
+          const remaining = toNumber(checkpoint.remaining_TTL);
+          if (!this.lessor.exists(id) || remaining < 0) continue;
+          this.lessor.checkpoint(id, remaining);
+          const info = this.lessor.timeToLive(id);
+          if (info !== undefined) ops.push(...leaseOps.put(id, info.grantedTtlSeconds, remaining));
         }
-        const revision = this.store.currentRevision;
         return { result: { type: 'leaseCheckpoint', revision }, ops, revision, events: [] };
+      }
+      case 'member_attributes': {
+        const attributes = required(request.member_attributes);
+        this.membership.setAttributes(toBigInt(attributes.id), attributes.name, attributes.client_urls ?? []);
+        return { result: { type: 'member', revision }, ops: this.membership.ops(), revision, events: [] };
+      }
+      case 'member_peer_urls': {
+        const update = required(request.member_peer_urls);
+        this.membership.setPeerUrls(toBigInt(update.id), update.peer_urls ?? []);
+        return { result: { type: 'member', revision }, ops: this.membership.ops(), revision, events: [] };
       }
       case undefined:
         throw new GavelError('InvalidArgument', 'empty internal request');
@@ -135,12 +189,21 @@ export class StateMachine {
     }
   }
 
+  /** Revoking deletes every attached key in one revision, then the lease itself. */
+  private applyRevoke(id: bigint): Omit<AppliedEntry, 'requestId'> {
+    const keys = this.lessor.revoke(id);
+    const w = keys.length > 0 ? this.store.deleteKeys(keys) : undefined;
+    const revision = w?.revision ?? this.store.currentRevision;
+    const ops = [...(w ? changesToBatch(w.changes) : []), ...leaseOps.del(id)];
+    return { result: { type: 'leaseRevoke', revision }, ops, revision, events: w?.events ?? [] };
+  }
+
   /** Keeps the lessor's key attachments in step with the KV: a key belongs to the lease it was last put with. */
   private trackLeases(events: readonly MvccEvent[]): void {
     for (const event of events) {
       const previous = event.prevKv?.lease ?? 0n;
       const next = event.type === 'put' ? event.kv.lease : 0n;
-      if (previous !== 0n && previous !== next && this.lessor.exists(previous)) this.lessor.detach(previous, event.kv.key);
+      if (previous !== 0n && previous !== next) this.lessor.detach(previous, event.kv.key);
       if (next !== 0n && next !== previous) this.lessor.attach(next, event.kv.key);
     }
   }

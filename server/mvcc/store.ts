@@ -504,6 +504,23 @@ export class MvccStore {
     });
   }
 
+  /**
+   * Every version the store holds, in revision order: what restore() takes back. Used to build
+   * a snapshot for a member that is too far behind to catch up from the log.
+   */
+  persistedVersions(): PersistedVersion[] {
+    const versions: PersistedVersion[] = [];
+    for (const history of this.#keys) {
+      for (const record of history.versions) versions.push({ revision: record.revision, kv: record.kv, tombstone: record.tombstone });
+    }
+    return versions.sort((a, b) => compareRevisions(a.revision, b.revision));
+  }
+
+  /** The store's revision counters, as restore() takes them. */
+  get meta(): StoreMeta {
+    return { compactedRevision: this.#compactedRevision, currentRevision: this.#currentRevision };
+  }
+
   // ---- restore ----
 
   #restore(versions: Iterable<PersistedVersion>, meta: StoreMeta): void {

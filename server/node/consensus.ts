@@ -37,5 +37,15 @@ export interface Consensus {
   status(): NodeStatus;
   members(): readonly MemberInfo[];
   isLeader(): boolean;
+  /** Keep-alive: renewed by the leader (forwarded there from a follower); resolves with the TTL. */
+  renewLease(id: bigint, signal?: AbortSignal): Promise<number>;
+  /** Remaining TTL as the leader sees it; ttl -1 for an unknown lease. */
+  leaseTimeToLive(id: bigint, keys: boolean, signal?: AbortSignal): Promise<{ ttl: number; grantedTtl: number; keys: Uint8Array[] }>;
+  addMember(peerUrls: readonly string[], isLearner: boolean): Promise<bigint>;
+  removeMember(id: bigint): Promise<void>;
+  promoteMember(id: bigint): Promise<void>;
+  /** MoveLeader; only the leader can hand over. */
+  transferLeadership(to: bigint): Promise<void>;
+  /** Graceful stop (a leader hands over first). */
   close(): Promise<void>;
 }

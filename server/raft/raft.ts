@@ -208,14 +208,15 @@ export class Raft {
     this.electionElapsed++;
     if (this.electionElapsed >= this.electionTimeout) {
       this.electionElapsed = 0;
-      if (this.checkQuorum && !this.checkQuorumActive()) return;
       if (!this.tracker.voters.has(this.id)) {
-        // Removed, and the hand-over did not finish in time: stop leading anyway.
-        this.becomeFollower(this.term, NONE);
-        return;
+        // Removed and still handing over: never give up (see handOverAfterRemoval), but
+        // retry, preferring a voter we heard from lately.
+        this.handOverAfterRemoval();
+      } else {
+        if (this.checkQuorum && !this.checkQuorumActive()) return;
+        // A transfer that did not finish within an election timeout is abandoned.
+        if (this.leadTransferee !== NONE) this.abortLeaderTransfer();
       }
-      // A transfer that did not finish within an election timeout is abandoned.
-      if (this.leadTransferee !== NONE) this.abortLeaderTransfer();
     }
     if (this.heartbeatElapsed >= this.heartbeatTimeout) {
       this.heartbeatElapsed = 0;
@@ -929,31 +930,39 @@ export class Raft {
   /**
    * The leader applied its own removal. It must not just stop: the remaining voters may not
    * know yet that the removal (or later entries) committed, and in a 2-voter cluster the one
-   * left could then never win an election. So it hands over like a leader transfer: the most
-   * caught-up voter is brought to our last index (learning the commit index on the way) and
-   * then gets timeoutNow. Meanwhile proposals are refused; after an election timeout we step
-   * down regardless (tickHeartbeat).
+   * left could then never win an election (etcd-io/etcd#10563): the removed member, holding
+   * the longer log, refuses its vote and, being removed, never campaigns itself. So it hands
+   * over like a leader transfer: the most caught-up voter is brought to our last index
+   * (learning the commit index on the way) and then gets timeoutNow, after which we step down
+   * (sendTimeoutNow). Until then we stay leader, refuse proposals and retry every election
+   * timeout; a higher term from a new leader also ends it. This cannot help if we crash
+   * meanwhile: shells should transfer leadership away before removing the leader.
    */
   private handOverAfterRemoval(): void {
-    const lastIndex = this.log.lastIndex();
-    let successor: NodeId = NONE;
-    let best = -1;
-    for (const id of this.tracker.voterIds()) {
-      const match = this.tracker.progress.get(id)?.match ?? 0;
-      if (match > best) {
-        best = match;
-        successor = id;
-      }
-    }
-    this.logger?.info('raft: leader removed from the configuration, handing over', { id: this.id, successor });
-    if (successor === NONE) {
+    const successor = this.pickSuccessor();
+    for (const [id, pr] of this.tracker.progress) pr.recentActive = id === this.id;
+    if (successor === undefined) {
       this.becomeFollower(this.term, NONE);
       return;
     }
-    this.electionElapsed = 0;
-    this.leadTransferee = successor;
-    if (best === lastIndex) this.sendTimeoutNow(successor);
-    else this.sendAppend(successor);
+    this.logger?.info('raft: removed from the configuration, handing over', { id: this.id, successor: successor.id });
+    this.leadTransferee = successor.id;
+    if (successor.match === this.log.lastIndex()) this.sendTimeoutNow(successor.id);
+    else this.sendAppend(successor.id);
+  }
+
+  /** The most caught-up voter, preferring those heard from recently; ties go to the lowest id. */
+  private pickSuccessor(): { id: NodeId; match: number } | undefined {
+    let best: { id: NodeId; match: number; active: boolean } | undefined;
+    for (const id of this.tracker.voterIds()) {
+      const pr = this.tracker.progress.get(id);
+      if (pr === undefined) continue;
+      const better = best === undefined
+        || (pr.recentActive && !best.active)
+        || (pr.recentActive === best.active && pr.match > best.match);
+      if (better) best = { id, match: pr.match, active: pr.recentActive };
+    }
+    return best;
   }
 
   progressSnapshot(): Map<NodeId, Progress> {

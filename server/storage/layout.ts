@@ -119,20 +119,30 @@ export const metaOps = {
   },
 };
 
-/** A lease record: its granted TTL (seconds). Remaining TTL is not persisted: a restart grants the full TTL again, as etcd does. */
+/**
+ * A lease record: its granted TTL and the last checkpointed remaining TTL (0 = none), both in
+ * seconds. Without a checkpoint a restart grants the full TTL again, as etcd does.
+ */
 export const leaseOps = {
-  put(id: bigint, ttlSeconds: number): BatchOp[] {
-    return [{ type: 'put', space: 'lease', key: u64Key(id), value: encodeNumber(ttlSeconds) }];
+  put(id: bigint, ttlSeconds: number, remainingTtlSeconds = 0): BatchOp[] {
+    return [{ type: 'put', space: 'lease', key: u64Key(id), value: text.encode(`${ttlSeconds}:${remainingTtlSeconds}`) }];
   },
   del(id: bigint): BatchOp[] {
     return [{ type: 'del', space: 'lease', key: u64Key(id) }];
   },
 };
 
-export async function loadLeases(storage: Storage): Promise<{ id: bigint; ttlSeconds: number }[]> {
-  const leases: { id: bigint; ttlSeconds: number }[] = [];
+export interface LeaseRecord {
+  readonly id: bigint;
+  readonly ttlSeconds: number;
+  readonly remainingTtlSeconds: number;
+}
+
+export async function loadLeases(storage: Storage): Promise<LeaseRecord[]> {
+  const leases: LeaseRecord[] = [];
   for await (const [key, value] of storage.space('lease').iterator()) {
-    leases.push({ id: readU64(key), ttlSeconds: decodeNumber(value) ?? 0 });
+    const [ttl, remaining] = untext.decode(value).split(':');
+    leases.push({ id: readU64(key), ttlSeconds: Number(ttl), remainingTtlSeconds: Number(remaining ?? 0) });
   }
   return leases;
 }

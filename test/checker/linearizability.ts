@@ -34,6 +34,11 @@ export interface Model<State, Op> {
    * constrains nothing, so the checker drops it instead of exploring it.
    */
   readOnly?(op: Op): boolean;
+  /**
+   * Optional: equal keys for interchangeable ops (same input and output). Among pending
+   * indeterminate ops with one key the search then tries only the first, not each in turn.
+   */
+  opKey?(op: Op): string;
   describeOp?(op: Op): string;
   describeState?(state: State): string;
 }
@@ -99,8 +104,13 @@ export function checkLinearizable<State, Op>(
       throw new Error(`linearizability: op completes (${o.completeTime}) before it is invoked (${o.invokeTime})`);
     }
   }
-  const search = new Search(model, ops, options.maxStates ?? DEFAULT_MAX_STATES);
-  return search.run();
+  // Two search orders, as a portfolio. Time order finds a linearization fast when there is one;
+  // completed-ops-first explores the fewest configurations when it must exhaust them all.
+  const maxStates = options.maxStates ?? DEFAULT_MAX_STATES;
+  const first = new Search(model, ops, Math.ceil(maxStates / 4), false).run();
+  if (first.linearizable !== null) return first;
+  const second = new Search(model, ops, maxStates - first.exploredStates, true).run();
+  return second.linearizable === null ? { ...second, exploredStates: maxStates } : { ...second, exploredStates: first.exploredStates + second.exploredStates };
 }
 
 /** Splits a history into independent sub-histories (P-compositionality, e.g. per key). */
@@ -137,6 +147,8 @@ class Search<State, Op> {
   /** Zobrist hash of the linearized completed ops: XOR of per-op random words. */
   private zobrist = 0;
   private readonly opHash: Uint32Array;
+  /** model.opKey of each indeterminate op, when the model has one. */
+  private readonly opKeys: readonly (string | undefined)[] | null;
   private readonly seen = new Map<number, Seen<State>[]>();
   private explored = 0;
   /** Completed ('ok') operations not yet linearized: the search succeeds when it reaches 0. */
@@ -147,6 +159,8 @@ class Search<State, Op> {
     private readonly model: Model<State, Op>,
     private readonly ops: readonly Operation<Op>[],
     private readonly maxStates: number,
+    /** Try completed ops before indeterminate ones (see run()). */
+    private readonly completedFirst: boolean,
   ) {
     this.slot = new Int32Array(ops.length);
     let requiredCount = 0;
@@ -156,6 +170,8 @@ class Search<State, Op> {
     });
     this.required = new Uint32Array(Math.ceil(requiredCount / 32) + 1);
     this.optional = new Uint32Array(Math.ceil(optionalCount / 32));
+    const opKey = model.opKey;
+    this.opKeys = opKey === undefined ? null : ops.map((o) => (o.outcome === 'ok' ? undefined : opKey(o.op)));
     this.opHash = new Uint32Array(ops.length);
     let seed = 0x9e3779b9;
     for (let i = 0; i < ops.length; i++) {
@@ -194,9 +210,9 @@ class Search<State, Op> {
 
   /**
    * The search. Candidates for the next linearization point are the calls before the first
-   * return in the list. They are tried in two passes: completed ops first, then indeterminate
-   * ones, so that configurations with few indeterminate ops are explored (and memoized) first
-   * and subsume the rest.
+   * return in the list. They are tried in time order, or (completedFirst) in two passes:
+   * completed ops first, then indeterminate ones, so that configurations with few indeterminate
+   * ops are explored (and memoized) first and subsume the rest.
    */
   run(): CheckResult<State, Op> {
     let state = this.model.init();
@@ -209,12 +225,14 @@ class Search<State, Op> {
         return { linearizable: null, unknown: 'budget exceeded', exploredStates: this.explored };
       }
       if (entry.isCall) {
-        if ((this.ops[entry.opIndex]!.outcome !== 'ok') !== optionalPass) {
+        const isOptional = this.ops[entry.opIndex]!.outcome !== 'ok';
+        if ((this.completedFirst && isOptional !== optionalPass) || (isOptional && this.hasTwinBefore(entry))) {
           entry = entry.next;
           continue;
         }
-        const stepped = this.model.step(state, this.ops[entry.opIndex]!.op);
-        if (stepped.ok && this.remember(entry.opIndex, stepped.state)) {
+        const op = this.ops[entry.opIndex]!.op;
+        const stepped = this.model.step(state, op);
+        if (stepped.ok && !this.absorbs(stack[stack.length - 1], op, stepped.state) && this.remember(entry.opIndex, stepped.state)) {
           stack.push({ call: entry, state, optionalPass });
           state = stepped.state;
           this.lift(entry);
@@ -225,7 +243,7 @@ class Search<State, Op> {
         }
         continue;
       }
-      if (!optionalPass) {
+      if (this.completedFirst && !optionalPass) {
         optionalPass = true;
         entry = this.head.next;
         continue;
@@ -233,14 +251,35 @@ class Search<State, Op> {
       // A return whose call is not linearized: the current prefix cannot be extended.
       this.noteFailure(stack, state, entry);
       const top = stack.pop();
-      if (top === undefined) { (globalThis as any).memo = this.seen.size; return this.failure(); }
+      if (top === undefined) return this.failure();
       state = top.state;
       this.unlift(top.call);
       entry = top.call.next;
       optionalPass = top.optionalPass;
     }
-    (globalThis as any).memo = this.seen.size;
     return { linearizable: true, exploredStates: this.explored, linearization: stack.map((s) => this.ops[s.call.opIndex]!) };
+  }
+
+  /**
+   * True when `op`, placed right after an indeterminate op X, leaves the same state as it would
+   * without X: then X changed nothing observable, and the configuration is subsumed by the one
+   * that linearizes op without X (explored from X's parent, where op was a candidate as well).
+   * This stops chains of unobserved indeterminate writes from enumerating every subset.
+   */
+  private absorbs(top: { call: Event; state: State } | undefined, op: Op, after: State): boolean {
+    if (top === undefined || this.ops[top.call.opIndex]!.outcome === 'ok') return false;
+    const without = this.model.step(top.state, op);
+    return without.ok && this.model.equal(without.state, after);
+  }
+
+  /** True when a pending indeterminate op with the same opKey precedes `call` (symmetry). */
+  private hasTwinBefore(call: Event): boolean {
+    const key = this.opKeys?.[call.opIndex];
+    if (key === undefined) return false;
+    for (let e = call.prev; e !== null && e !== this.head; e = e.prev) {
+      if (e.isCall && this.ops[e.opIndex]!.outcome !== 'ok' && this.opKeys![e.opIndex] === key) return true;
+    }
+    return false;
   }
 
   /**
@@ -420,6 +459,7 @@ export const registerModel: Model<RegisterValue, RegisterOp> = {
   },
   equal: (a, b) => a === b,
   readOnly: (op) => op.type === 'read',
+  opKey: (op) => JSON.stringify(op),
   hash: (s) => (s === null ? 0x5bd1e995 : hashString(s)),
   describeOp(op) {
     const show = (v: RegisterValue | undefined): string => (v === undefined ? '?' : v === null ? 'nil' : JSON.stringify(v));

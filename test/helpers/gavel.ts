@@ -585,3 +585,25 @@ export async function waitUntil<T>(what: string, probe: () => Promise<T | undefi
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Bookkeeping for processes started elsewhere (test/helpers/cluster.ts), so they share the
+// guarantee above: nothing outlives the test file.
+
+/** Registers a child process started outside this module: it is SIGKILLed if this process exits or is signalled. */
+export function trackChildProcess(child: ChildProcess): void {
+  track(child);
+}
+
+/** Registers a temp dir for removal when this process exits (kept when GAVEL_KEEP_DATA=1). */
+export function trackTempDir(dir: string): void {
+  installHooks();
+  tempRoots.add(dir);
+}
+
+/** Removes a temp dir registered with trackTempDir now (kept when GAVEL_KEEP_DATA=1). */
+export function removeTempDir(dir: string): void {
+  if (process.env['GAVEL_KEEP_DATA'] === '1') return;
+  rmSync(dir, { recursive: true, force: true });
+  tempRoots.delete(dir);
+}

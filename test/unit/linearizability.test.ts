@@ -124,7 +124,7 @@ describe('linearizability checker: small known histories', () => {
 
   it('reports unknown when the budget is exceeded', () => {
     // Goal: the search is bounded and says so instead of guessing.
-    const history = randomHistory(mulberry32(7), 300, 20, 3).history;
+    const history = randomHistory(mulberry32(7), 300, 20, 3);
     const result = check(history, 10);
     expect(result.linearizable).toBeNull();
     if (result.linearizable === null) expect(result.unknown).toBe('budget exceeded');
@@ -147,22 +147,30 @@ describe('linearizability checker: random histories', () => {
     // Goal: histories generated from a sequential execution with random overlaps are accepted within budget and time.
     const started = performance.now();
     for (let seed = 1; seed <= 10; seed++) {
-      const { history } = randomHistory(mulberry32(seed), 2000, 40, 4);
-      const result = check(history);
-      expect(result.linearizable, `seed ${seed}`).toBe(true);
+      for (const values of [4, 1e9]) {
+        const result = check(randomHistory(mulberry32(seed), 2000, 40, values));
+        expect(result.linearizable, `seed ${seed}, ${values} values`).toBe(true);
+      }
     }
-    expect(performance.now() - started).toBeLessThan(10_000);
+    expect(performance.now() - started).toBeLessThan(15_000);
   });
 
   it('rejects a random history with one read made stale', () => {
-    // Goal: a single stale read buried in a large history is found.
-    for (let seed = 1; seed <= 10; seed++) {
-      const random = mulberry32(seed);
-      const { history, staleCandidate } = randomHistory(random, 1000, 40, 4);
-      expect(staleCandidate, `seed ${seed}`).not.toBeNull();
-      if (staleCandidate === null) continue;
-      const mutated = history.map((o, i) => (i === staleCandidate.index ? { ...o, op: read(staleCandidate.value) } : o));
-      expect(check(mutated).linearizable, `seed ${seed}`).toBe(false);
+    // Goal: a single stale read buried in a large history with indeterminate ops is found.
+    // With 4 values every value soon has an indeterminate writer, which makes no read provably stale.
+    for (const [values, indeterminateRate] of [[4, 0], [1e9, 0.05]] as const) {
+      let mutatedHistories = 0;
+      for (let seed = 1; seed <= 6; seed++) {
+        const history = randomHistory(mulberry32(seed), 500, 20, values, indeterminateRate);
+        const stale = staleCandidate(history);
+        if (stale === null) continue;
+        mutatedHistories++;
+        const mutated = history.map((o, i) => (i === stale.index ? { ...o, op: read(stale.value) } : o));
+        const result = check(mutated);
+        expect(result.linearizable, `seed ${seed}, ${values} values`).toBe(false);
+        if (result.linearizable === false) expect(result.explanation).toContain('not linearizable');
+      }
+      expect(mutatedHistories, `${values} values`).toBeGreaterThanOrEqual(3);
     }
   });
 });
@@ -182,15 +190,11 @@ function mulberry32(seed: number): () => number {
  * A sequential execution of random ops on one register (linearization points 10 time units
  * apart), each stretched to a random interval around its point. Some writes and cas time out
  * (indeterminate) after taking effect; some indeterminate writes never take effect at all.
- * Also returns a read that could be made provably stale: a value overwritten by an op that
- * completed before that read was invoked.
  */
-function randomHistory(random: () => number, count: number, spread: number, values: number) {
+function randomHistory(random: () => number, count: number, spread: number, values: number, indeterminateRate = 0.05): Op[] {
   const history: Op[] = [];
   let state: RegisterValue = null;
   const int = (n: number): number => Math.floor(random() * n);
-  const lastCompleteOfValue: { value: RegisterValue; overwrittenAt: number }[] = [];
-  let staleCandidate: { index: number; value: RegisterValue } | null = null;
   for (let i = 0; i < count; i++) {
     const point = i * 10 + 5;
     const invokeTime = point - 1 - int(spread);
@@ -200,31 +204,47 @@ function randomHistory(random: () => number, count: number, spread: number, valu
     let outcome: Outcome = 'ok';
     if (roll < 0.4) {
       body = read(state);
-      const old = lastCompleteOfValue.find((v) => v.value !== state && v.overwrittenAt < invokeTime);
-      if (old !== undefined && i > count / 2 && staleCandidate === null) staleCandidate = { index: history.length, value: old.value };
     } else if (roll < 0.75) {
-      const value = String(int(values));
-      body = write(value);
-      if (random() < 0.05) outcome = 'indeterminate';
-      lastCompleteOfValue.unshift({ value: state, overwrittenAt: outcome === 'ok' ? completeTime : Infinity });
-      state = value;
+      body = write(String(int(values)));
+      if (random() < indeterminateRate) outcome = 'indeterminate';
+      state = body.value;
     } else {
       const expected = random() < 0.6 ? state : String(int(values));
       const value = String(int(values));
-      const succeeded = expected === state;
-      body = cas(expected, value, succeeded);
-      if (random() < 0.05) outcome = 'indeterminate';
-      if (succeeded) {
-        lastCompleteOfValue.unshift({ value: state, overwrittenAt: outcome === 'ok' ? completeTime : Infinity });
-        state = value;
-      }
+      body = cas(expected, value, expected === state);
+      if (random() < indeterminateRate) outcome = 'indeterminate';
+      if (expected === state) state = value;
     }
     history.push(op(int(8), invokeTime, completeTime, body, outcome));
-    if (random() < 0.02) {
+    if (random() < indeterminateRate / 2) {
       // A write that timed out and never took effect; its value is fresh, so never read.
       history.push(op(int(8), invokeTime, 0, write(`lost-${i}`), 'indeterminate'));
     }
-    if (lastCompleteOfValue.length > 50) lastCompleteOfValue.length = 50;
   }
-  return { history, staleCandidate };
+  return history;
+}
+
+/**
+ * Finds an ok read in the second half of the history that can be made provably stale: a value
+ * v all of whose writers completed before some completed overwrite W began, W itself completing
+ * before the read began. Returns the read's index and v.
+ */
+function staleCandidate(history: readonly Op[]): { index: number; value: RegisterValue } | null {
+  const writes = (o: Op): RegisterValue | undefined =>
+    o.op.type === 'write' ? o.op.value : o.op.type === 'cas' && o.op.succeeded !== false ? o.op.value : undefined;
+  const values = new Set(history.map(writes).filter((v): v is RegisterValue => v !== undefined));
+  for (let index = Math.floor(history.length / 2); index < history.length; index++) {
+    const r = history[index]!;
+    if (r.op.type !== 'read' || r.outcome !== 'ok') continue;
+    for (const v of values) {
+      if (v === r.op.value) continue;
+      const writers = history.filter((o) => writes(o) === v);
+      if (writers.some((o) => o.outcome !== 'ok')) continue;
+      const lastWriterEnd = Math.max(...writers.map((o) => o.completeTime));
+      const overwrite = history.some((o) => o.outcome === 'ok' && writes(o) !== undefined && writes(o) !== v &&
+        o.invokeTime > lastWriterEnd && o.completeTime < r.invokeTime);
+      if (overwrite) return { index, value: v };
+    }
+  }
+  return null;
 }

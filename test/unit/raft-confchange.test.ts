@@ -131,6 +131,36 @@ describe('raft conf changes', () => {
     expect(c.node(2n).applied).toEqual(['alone']);
   });
 
+  it('the removed leader keeps handing over across a long partition', () => {
+    // Goal: the hand-over has no deadline, so the survivor gets leadership once it is reachable.
+    const c = new TestCluster();
+    c.addNodes(2, { maxSizePerMsg: 1 }); // one entry per append
+    c.elect(1n);
+    c.proposeConfChange(1n, { type: 'removeNode', nodeId: 1n });
+    c.propose(1n, 'x'); // after the removal: 2 will lack it when 1 applies the removal
+    c.processReady(1n);
+    c.deliver((m) => m.to === 2n && m.type === 'app' && m.entries[0]?.type === 'confChange');
+    c.processReady(2n);
+    c.deliver((m) => m.to === 1n);
+    c.processReady(1n); // commits and applies its removal; 2 is behind, so no timeoutNow yet
+    c.partition([[1n], [2n]]);
+    for (let i = 0; i < 100; i++) {
+      c.tick(1n);
+      c.tick(2n);
+      c.stabilize();
+    }
+    expect(c.leaderIds()).toEqual([1n]); // still handing over; 2 cannot win alone
+    c.heal();
+    for (let i = 0; i < 30 && c.leaderIds()[0] !== 2n; i++) {
+      c.tick(1n);
+      c.tick(2n);
+      c.stabilize();
+    }
+    expect(c.leaderIds()).toEqual([2n]);
+    expect(c.node(2n).raw.status().confState.voters).toEqual([2n]);
+    expect(c.node(2n).applied).toEqual(['x']);
+  });
+
   it('ignores the removal of the last voter', () => {
     // Goal: a configuration without voters could never elect a leader; every member keeps it.
     const c = new TestCluster();

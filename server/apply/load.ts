@@ -1,0 +1,26 @@
+/** Rebuilds the state machine from the state spaces: used at startup and after installing a snapshot. */
+import type { Clock } from '../clock.js';
+import { loadStore } from '../mvcc/backend.js';
+import { Lessor } from '../lease/lessor.js';
+import { Membership } from '../cluster/membership.js';
+import { decodeNumber, loadLeases, metaKey, type Storage } from '../storage/layout.js';
+import type { MachineState } from './state-machine.js';
+
+export interface LoadOptions {
+  readonly minLeaseTtlSeconds: number;
+  readonly clock: Clock;
+}
+
+export async function loadMachineState(storage: Storage, options: LoadOptions): Promise<MachineState> {
+  const store = await loadStore(storage.space('kv'), storage.space('kvmeta'));
+  const leases = await loadLeases(storage);
+  const lessor = Lessor.restore(
+    leases.map((l) => ({ id: l.id, ttlSeconds: l.ttlSeconds, remainingTtlSeconds: l.remainingTtlSeconds })),
+    { minTtlSeconds: options.minLeaseTtlSeconds, clock: options.clock },
+  );
+  for (const kv of store.keysWithLease()) if (lessor.exists(kv.lease)) lessor.attach(kv.lease, kv.key);
+  const keys = Membership.keys();
+  const membership = Membership.decode(await storage.get('meta', keys.members), await storage.get('meta', keys.removed));
+  const appliedIndex = decodeNumber(await storage.get('meta', metaKey('applied-index'))) ?? 0;
+  return { store, lessor, membership, appliedIndex };
+}

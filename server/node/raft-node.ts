@@ -1,0 +1,598 @@
+/**
+ * The node shell: drives the pure Raft core with real time, disk and network.
+ *
+ *   timer → tick(); proposals/reads/messages → core; then for each Ready, one at a time:
+ *   send `messages` → persist (one level batch; fsync when mustSync) → send
+ *   `messagesAfterPersist` → apply committed entries (one state batch with the applied index)
+ *   → resolve waiters and reads → advance().
+ *
+ * Group commit falls out of the loop: every proposal that arrives while a Ready is being
+ * persisted lands in the next Ready, so one fsync covers all of them.
+ */
+import { randomBytes } from 'node:crypto';
+import { GavelError } from '../errors.js';
+import type { Logger } from '../log.js';
+import {
+  RawNode, decodeConfChange, encodeConfChange, NONE,
+  type ConfChange, type ConfState, type Entry, type Message, type ProposeResult, type Ready, type SoftState,
+} from '../raft/index.js';
+import { encodeRequest, type Mutation } from '../apply/request.js';
+import type { ApplyResult, MachineState, StateMachine } from '../apply/state-machine.js';
+import { buildSnapshot, installSnapshot } from '../apply/snapshot.js';
+import { metaOps, u64Key, type BatchOp, type Storage } from '../storage/layout.js';
+import { compactLogThrough, raftOps } from '../storage/raft-log.js';
+import { encodeAddContext, memberIdFor, type Membership } from '../cluster/membership.js';
+import type { Consensus, MemberInfo, NodeStatus } from './consensus.js';
+import { deferred, type Deferred } from './deferred.js';
+import { ShellStorage } from './shell-storage.js';
+
+/** What the node needs from the peer transport. */
+export interface PeerNetwork {
+  send(messages: readonly Message[]): void;
+  addPeer(id: bigint, urls: readonly string[]): void;
+  updatePeer(id: bigint, urls: readonly string[]): void;
+  removePeer(id: bigint): void;
+  leaseRenew(leader: bigint, id: bigint, signal?: AbortSignal): Promise<number>;
+  leaseTimeToLive(leader: bigint, id: bigint, keys: boolean, signal?: AbortSignal): Promise<{ ttl: number; grantedTtl: number; keys: Uint8Array[] }>;
+}
+
+export interface RaftNodeOptions {
+  readonly memberId: bigint;
+  readonly clusterId: bigint;
+  readonly clusterToken: string;
+  readonly heartbeatIntervalMs: number;
+  readonly electionTimeoutMs: number;
+  readonly snapshotCount: number;
+  readonly maxRequestBytes: number;
+  readonly maxPendingProposals: number;
+  readonly logger: Logger;
+  readonly storage: Storage;
+  readonly machine: StateMachine;
+  /** The core's log storage, already loaded from disk (or bootstrapped). */
+  readonly raftStorage: ShellStorage;
+  readonly network: PeerNetwork;
+  /** Reloads the state machine from the state spaces after a snapshot was installed. */
+  readonly reload: () => Promise<MachineState>;
+  /** Called when a snapshot replaced the state (watchers catch up from the new history). */
+  readonly onRestored?: () => void;
+  readonly onLeaderChange?: (leader: bigint, isLeader: boolean) => void;
+  /** Called once when this member has been removed from the cluster. */
+  readonly onRemoved?: () => void;
+}
+
+interface Waiter {
+  readonly deferred: Deferred<ApplyResult>;
+  readonly data: Uint8Array;
+  readonly timer: NodeJS.Timeout;
+}
+
+interface ReadRequest {
+  readonly waiters: Deferred<void>[];
+  readonly issuedAtMs: number;
+  index: number | undefined;
+}
+
+/** Entries kept in the log after a snapshot, so a briefly lagging follower needs no snapshot. */
+const MAX_CATCH_UP_ENTRIES = 5000;
+/** A ReadIndex request unanswered this long is issued again (the leader may have dropped it). */
+const READ_RETRY_MS = 500;
+
+export class RaftNode implements Consensus {
+  private readonly rawNode: RawNode;
+  private readonly waiters = new Map<bigint, Waiter>();
+  private readonly confWaiters = new Map<string, Deferred<void>>();
+  private pendingReads: Deferred<void>[] = [];
+  private readonly reads = new Map<string, ReadRequest>();
+  private nextRequestId = randomBytes(8).readBigUInt64BE();
+  private nextReadId = 0n;
+  private leader: bigint = NONE;
+  private role: SoftState['role'] = 'follower';
+  private processing = false;
+  private readsScheduled = false;
+  private ticker: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private removed = false;
+  private snapshotIndex: number;
+  private readonly requestTimeoutMs: number;
+
+  constructor(private readonly options: RaftNodeOptions) {
+    const electionTicks = Math.max(2, Math.round(options.electionTimeoutMs / options.heartbeatIntervalMs));
+    this.requestTimeoutMs = 5000 + 2 * options.electionTimeoutMs; // etcd's request timeout
+    this.snapshotIndex = options.raftStorage.firstIndex() - 1;
+    this.rawNode = new RawNode({
+      id: options.memberId,
+      electionTicks,
+      heartbeatTicks: 1,
+      storage: options.raftStorage,
+      random: cryptoRandom,
+      applied: options.machine.appliedIndex,
+      preVote: true,
+      checkQuorum: true,
+      maxUncommittedEntriesSize: 64 * 1024 * 1024,
+      logger: options.logger.child({ component: 'raft' }),
+    });
+  }
+
+  start(): void {
+    this.ticker = setInterval(() => this.tick(), this.options.heartbeatIntervalMs);
+    const conf = this.rawNode.status().confState;
+    // A lone voter need not wait an election timeout to lead itself.
+    if (conf.voters.length === 1 && conf.voters[0] === this.options.memberId) this.rawNode.campaign();
+    this.scheduleReady();
+  }
+
+  // ---- Consensus ----
+
+  propose(mutation: Mutation, signal?: AbortSignal): Promise<ApplyResult> {
+    const refusal = this.refuseWrite();
+    if (refusal) return Promise.reject(refusal);
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    if (this.waiters.size >= this.options.maxPendingProposals) return Promise.reject(new GavelError('TooManyRequests'));
+    const id = this.nextRequestId;
+    this.nextRequestId = (this.nextRequestId + 1n) & 0xffff_ffff_ffff_ffffn;
+    const data = encodeRequest(id, mutation);
+    if (data.length > this.options.maxRequestBytes) return Promise.reject(new GavelError('RequestTooLarge'));
+    const result = this.rawNode.propose(data);
+    if (!result.ok) return Promise.reject(proposeError(result));
+    const waiter = deferred<ApplyResult>();
+    const timer = setTimeout(() => this.failWaiter(id, new GavelError('Timeout')), this.requestTimeoutMs);
+    this.waiters.set(id, { deferred: waiter, data, timer });
+    this.scheduleReady();
+    return waiter.promise;
+  }
+
+  readBarrier(): Promise<void> {
+    if (this.stopped || this.removed) return Promise.reject(new GavelError('Stopped'));
+    if (this.leader === NONE) return Promise.reject(new GavelError('NoLeader'));
+    const waiter = deferred<void>();
+    const timer = setTimeout(() => waiter.reject(new GavelError('Timeout')), this.requestTimeoutMs);
+    void waiter.promise.then(() => clearTimeout(timer), () => clearTimeout(timer));
+    // Reads that arrive in one event-loop turn share one ReadIndex round.
+    this.pendingReads.push(waiter);
+    if (!this.readsScheduled) {
+      this.readsScheduled = true;
+      setImmediate(() => this.issueReads());
+    }
+    return waiter.promise;
+  }
+
+  status(): NodeStatus {
+    const status = this.rawNode.status();
+    const member = this.options.machine.membership.get(this.options.memberId);
+    return {
+      memberId: this.options.memberId,
+      clusterId: this.options.clusterId,
+      leader: this.leader,
+      term: status.term,
+      commitIndex: status.commit,
+      appliedIndex: this.options.machine.appliedIndex,
+      isLearner: member?.isLearner ?? false,
+    };
+  }
+
+  members(): readonly MemberInfo[] {
+    return this.options.machine.membership.list();
+  }
+
+  isLeader(): boolean {
+    return this.role === 'leader' && !this.stopped;
+  }
+
+  leaderId(): bigint {
+    return this.leader;
+  }
+
+  /** Keep-alives are served by the leader: locally when this is it, else forwarded. */
+  async renewLease(id: bigint, signal?: AbortSignal): Promise<number> {
+    if (this.isLeader()) {
+      await this.waitApplied(this.rawNode.status().commit);
+      return this.options.machine.lessor.renew(id);
+    }
+    if (this.leader === NONE) throw new GavelError('NoLeader');
+    return this.options.network.leaseRenew(this.leader, id, signal);
+  }
+
+  async leaseTimeToLive(id: bigint, keys: boolean, signal?: AbortSignal): Promise<{ ttl: number; grantedTtl: number; keys: Uint8Array[] }> {
+    if (this.isLeader()) {
+      await this.waitApplied(this.rawNode.status().commit);
+      const info = this.options.machine.lessor.timeToLive(id);
+      if (info === undefined) return { ttl: -1, grantedTtl: 0, keys: [] };
+      return { ttl: info.ttlSeconds, grantedTtl: info.grantedTtlSeconds, keys: keys ? info.keys : [] };
+    }
+    if (this.leader === NONE) throw new GavelError('NoLeader');
+    return this.options.network.leaseTimeToLive(this.leader, id, keys, signal);
+  }
+
+  // ---- membership ----
+
+  async addMember(peerUrls: readonly string[], isLearner: boolean): Promise<bigint> {
+    const id = memberIdFor(peerUrls, this.options.clusterToken, Date.now());
+    await this.changeMembership({ type: isLearner ? 'addLearner' : 'addNode', nodeId: id, context: encodeAddContext({ name: '', peerUrls }) });
+    return id;
+  }
+
+  async removeMember(id: bigint): Promise<void> {
+    await this.changeMembership({ type: 'removeNode', nodeId: id, context: new Uint8Array(0) });
+  }
+
+  async promoteMember(id: bigint): Promise<void> {
+    if (this.isLeader()) {
+      const progress = this.rawNode.status().progress?.get(id);
+      const commit = this.rawNode.status().commit;
+      // etcd promotes only a learner that has caught up (within 90% of the leader's log).
+      if (progress === undefined || progress.match < commit * 0.9) throw new GavelError('LearnerNotReady');
+    }
+    await this.changeMembership({ type: 'addNode', nodeId: id, context: new Uint8Array(0) });
+  }
+
+  private changeMembership(change: ConfChange): Promise<void> {
+    const refusal = this.refuseWrite();
+    if (refusal) return Promise.reject(refusal);
+    const key = confKey(change);
+    if (this.confWaiters.has(key)) return Promise.reject(new GavelError('TooManyRequests'));
+    const result = this.rawNode.proposeConfChange(change);
+    if (!result.ok) return Promise.reject(proposeError(result));
+    const waiter = deferred<void>();
+    this.confWaiters.set(key, waiter);
+    const timer = setTimeout(() => {
+      if (this.confWaiters.get(key) === waiter) this.confWaiters.delete(key);
+      waiter.reject(new GavelError('Timeout'));
+    }, this.requestTimeoutMs);
+    void waiter.promise.then(() => clearTimeout(timer), () => clearTimeout(timer));
+    this.scheduleReady();
+    return waiter.promise;
+  }
+
+  /** MoveLeader: the leader hands over to `to` and waits until it leads. */
+  async transferLeadership(to: bigint, timeoutMs = 2 * this.options.electionTimeoutMs): Promise<void> {
+    if (!this.isLeader()) throw new GavelError('NotLeader');
+    if (to === this.options.memberId) return;
+    this.rawNode.transferLeader(to);
+    this.scheduleReady();
+    const deadline = Date.now() + timeoutMs;
+    while (this.leader !== to) {
+      if (Date.now() > deadline) throw new GavelError('LeaderTransferTimeout');
+      await sleep(this.options.heartbeatIntervalMs / 2);
+    }
+  }
+
+  /** Graceful stop: a leader first hands over to its most caught-up voter. */
+  async close(): Promise<void> {
+    if (this.stopped) return;
+    if (this.isLeader()) {
+      const target = this.bestTransferee();
+      if (target !== undefined) {
+        await this.transferLeadership(target, this.options.electionTimeoutMs).then(
+          () => this.options.logger.info('handed leadership over before stopping', { to: target.toString(16) }),
+          (error: unknown) => this.options.logger.warn('leadership transfer before stopping failed', { error }),
+        );
+      }
+    }
+    this.stopped = true;
+    if (this.ticker) clearInterval(this.ticker);
+    while (this.processing) await sleep(5);
+    for (const id of [...this.waiters.keys()]) this.failWaiter(id, new GavelError('Stopped'));
+    for (const read of this.reads.values()) for (const w of read.waiters) w.reject(new GavelError('Stopped'));
+    for (const w of this.pendingReads) w.reject(new GavelError('Stopped'));
+    this.reads.clear();
+    this.pendingReads = [];
+  }
+
+  private bestTransferee(): bigint | undefined {
+    const status = this.rawNode.status();
+    let best: bigint | undefined;
+    let bestMatch = -1;
+    for (const [id, progress] of status.progress ?? []) {
+      if (id === this.options.memberId || progress.isLearner || !progress.recentActive) continue;
+      if (progress.match > bestMatch) {
+        best = id;
+        bestMatch = progress.match;
+      }
+    }
+    return best;
+  }
+
+  // ---- inputs from the network and the clock ----
+
+  step(message: Message): void {
+    if (this.stopped) return;
+    this.rawNode.step(message);
+    this.scheduleReady();
+  }
+
+  reportUnreachable(peer: bigint): void {
+    if (!this.stopped) this.rawNode.reportUnreachable(peer);
+  }
+
+  reportSnapshot(peer: bigint, status: 'finish' | 'failure'): void {
+    if (!this.stopped) this.rawNode.reportSnapshot(peer, status);
+  }
+
+  private tick(): void {
+    if (this.stopped) return;
+    this.rawNode.tick();
+    this.retryStaleReads();
+    this.scheduleReady();
+  }
+
+  // ---- the Ready loop ----
+
+  private scheduleReady(): void {
+    if (this.processing || this.stopped) return;
+    this.processing = true;
+    setImmediate(() => {
+      this.processReadies().then(
+        () => {
+          this.processing = false;
+          if (!this.stopped && this.rawNode.hasReady()) this.scheduleReady();
+        },
+        (error: unknown) => {
+          // A failed disk write leaves memory and disk disagreeing: stopping is the only safe move.
+          this.options.logger.error('raft loop failed; stopping the member', { error: error instanceof Error ? error.stack : String(error) });
+          process.exit(1);
+        },
+      );
+    });
+  }
+
+  private async processReadies(): Promise<void> {
+    while (!this.stopped && this.rawNode.hasReady()) await this.handleReady(this.rawNode.ready());
+  }
+
+  private async handleReady(ready: Ready): Promise<void> {
+    if (ready.softState) this.onSoftState(ready.softState);
+    this.options.network.send(ready.messages);
+    await this.persist(ready);
+    this.options.network.send(ready.messagesAfterPersist);
+    if (ready.committedEntries.length > 0) await this.applyEntries(ready.committedEntries);
+    for (const state of ready.readStates) {
+      const read = this.reads.get(hex(state.context));
+      if (read !== undefined) read.index = state.index;
+    }
+    this.releaseReads();
+    this.rawNode.advance();
+    await this.maybeSnapshot();
+  }
+
+  /** Persist BEFORE the core hears advance() and before messagesAfterPersist leave. */
+  private async persist(ready: Ready): Promise<void> {
+    const storage = this.options.raftStorage;
+    if (ready.snapshot) await this.installSnapshot(ready);
+    const ops: BatchOp[] = [];
+    if (ready.entries.length > 0) {
+      ops.push(...raftOps.entries(ready.entries));
+      // New entries may replace a longer conflicting suffix: drop what lies beyond them.
+      const newLast = ready.entries[ready.entries.length - 1]!.index;
+      for (let index = newLast + 1; index <= storage.lastIndex(); index++) ops.push({ type: 'del', space: 'log', key: u64Key(index) });
+    }
+    if (ready.hardState) ops.push(raftOps.hardState(ready.hardState));
+    if (ops.length > 0) await this.options.storage.write(ops, ready.mustSync);
+    storage.append(ready.entries);
+    if (ready.hardState) storage.setHardState(ready.hardState);
+  }
+
+  private async installSnapshot(ready: Ready): Promise<void> {
+    const snapshot = ready.snapshot!;
+    const meta = snapshot.metadata;
+    this.options.logger.info('installing snapshot from the leader', { index: meta.index, term: meta.term, bytes: snapshot.data.byteLength });
+    await installSnapshot(this.options.storage, snapshot.data, meta.index);
+    await this.options.storage.write([raftOps.snapshot(meta)], true);
+    await compactLogThrough(this.options.storage, meta.index);
+    this.options.raftStorage.applySnapshot(snapshot);
+    this.options.machine.restore(await this.options.reload());
+    this.snapshotIndex = meta.index;
+    this.syncPeers();
+    this.options.onRestored?.();
+  }
+
+  private async applyEntries(entries: readonly Entry[]): Promise<void> {
+    const machine = this.options.machine;
+    const ops: BatchOp[] = [];
+    const results: { id: bigint; data: Uint8Array; result: ApplyResult }[] = [];
+    const confApplied: ConfChange[] = [];
+    for (const entry of entries) {
+      if (entry.index <= machine.appliedIndex) continue;
+      if (entry.type === 'confChange') {
+        const change = decodeConfChange(entry.data);
+        this.rawNode.applyConfChange(change);
+        ops.push(...machine.applyConfChange(entry.index, change));
+        confApplied.push(change);
+        continue;
+      }
+      const applied = machine.apply(entry.index, entry.data);
+      if (applied === undefined) continue;
+      ops.push(...applied.ops);
+      results.push({ id: applied.requestId, data: entry.data, result: applied.result });
+    }
+    ops.push(metaOps.appliedIndex(machine.appliedIndex));
+    await this.options.storage.write(ops, false);
+    for (const { id, data, result } of results) this.resolveWaiter(id, data, result);
+    for (const change of confApplied) this.afterConfChange(change);
+  }
+
+  private resolveWaiter(id: bigint, data: Uint8Array, result: ApplyResult): void {
+    const waiter = this.waiters.get(id);
+    // Ids are random per member; the bytes check rules out another member's entry with our id.
+    if (waiter === undefined || !bytesEqual(waiter.data, data)) return;
+    this.waiters.delete(id);
+    clearTimeout(waiter.timer);
+    waiter.deferred.resolve(result);
+  }
+
+  private failWaiter(id: bigint, error: GavelError): void {
+    const waiter = this.waiters.get(id);
+    if (waiter === undefined) return;
+    this.waiters.delete(id);
+    clearTimeout(waiter.timer);
+    waiter.deferred.reject(error);
+  }
+
+  private afterConfChange(change: ConfChange): void {
+    this.syncPeers();
+    const waiter = this.confWaiters.get(confKey(change));
+    if (waiter !== undefined) {
+      this.confWaiters.delete(confKey(change));
+      waiter.resolve();
+    }
+    this.options.logger.info(change.type === 'removeNode' ? 'member removed' : 'member added', { member: change.nodeId.toString(16), learner: change.type === 'addLearner' });
+    if (change.type === 'removeNode' && change.nodeId === this.options.memberId && !this.removed) {
+      this.removed = true;
+      this.options.logger.warn('this member has been removed from the cluster; stopping');
+      this.options.onRemoved?.();
+    }
+  }
+
+  /** Points the transport at every other member of the registry. */
+  syncPeers(): void {
+    const membership: Membership = this.options.machine.membership;
+    const known = new Set<bigint>();
+    for (const member of membership.list()) {
+      if (member.id === this.options.memberId) continue;
+      known.add(member.id);
+      this.options.network.addPeer(member.id, member.peerUrls);
+    }
+    for (const id of membership.removedIds()) if (!known.has(id)) this.options.network.removePeer(id);
+  }
+
+  private onSoftState(soft: SoftState): void {
+    const previousLeader = this.leader;
+    const wasLeader = this.role === 'leader';
+    this.leader = soft.leader;
+    this.role = soft.role;
+    if (soft.leader !== previousLeader) {
+      this.options.logger.info(soft.leader === NONE ? 'lost leader' : soft.leader === this.options.memberId ? 'became leader' : 'leader changed', {
+        leader: soft.leader.toString(16),
+        term: this.rawNode.status().term,
+      });
+      // Writes and reads in flight under the old leader have an unknown outcome now.
+      if (previousLeader !== NONE) {
+        for (const id of [...this.waiters.keys()]) this.failWaiter(id, new GavelError('LeaderChanged'));
+        for (const read of this.reads.values()) for (const w of read.waiters) w.reject(new GavelError('LeaderChanged'));
+        this.reads.clear();
+      }
+    }
+    const isLeader = soft.role === 'leader';
+    if (isLeader && !wasLeader) this.options.machine.lessor.promote(this.options.electionTimeoutMs);
+    if (!isLeader && wasLeader) this.options.machine.lessor.demote();
+    if (soft.leader !== previousLeader || isLeader !== wasLeader) this.options.onLeaderChange?.(soft.leader, isLeader);
+  }
+
+  // ---- linearizable reads ----
+
+  private issueReads(): void {
+    this.readsScheduled = false;
+    if (this.pendingReads.length === 0 || this.stopped) return;
+    const waiters = this.pendingReads;
+    this.pendingReads = [];
+    this.requestReadIndex(waiters);
+  }
+
+  private requestReadIndex(waiters: Deferred<void>[]): void {
+    const context = u64Key(++this.nextReadId);
+    const result = this.rawNode.readIndex(context);
+    if (!result.ok) {
+      for (const w of waiters) w.reject(proposeError(result));
+      return;
+    }
+    this.reads.set(hex(context), { waiters, issuedAtMs: Date.now(), index: undefined });
+    this.scheduleReady();
+  }
+
+  private releaseReads(): void {
+    const applied = this.options.machine.appliedIndex;
+    for (const [key, read] of this.reads) {
+      if (read.index === undefined || read.index > applied) continue;
+      this.reads.delete(key);
+      for (const w of read.waiters) w.resolve();
+    }
+  }
+
+  private retryStaleReads(): void {
+    const now = Date.now();
+    for (const [key, read] of this.reads) {
+      if (read.index !== undefined || now - read.issuedAtMs < READ_RETRY_MS) continue;
+      this.reads.delete(key);
+      if (this.leader === NONE) continue; // the leader-change path already failed them
+      this.requestReadIndex(read.waiters);
+    }
+  }
+
+  private async waitApplied(index: number): Promise<void> {
+    const deadline = Date.now() + this.requestTimeoutMs;
+    while (this.options.machine.appliedIndex < index) {
+      if (Date.now() > deadline) throw new GavelError('Timeout');
+      await sleep(2);
+    }
+  }
+
+  // ---- snapshots and log compaction ----
+
+  /** Every --snapshot-count applied entries: make the state durable, then drop old log entries. */
+  private async maybeSnapshot(): Promise<void> {
+    const applied = this.options.machine.appliedIndex;
+    if (applied - this.snapshotIndex < this.options.snapshotCount) return;
+    const storage = this.options.raftStorage;
+    const confState = this.confState();
+    // A synced write makes every earlier state batch durable (level's write-ahead log is ordered).
+    const snapshot = storage.createSnapshot(applied, confState, new Uint8Array(0));
+    await this.options.storage.write([raftOps.snapshot(snapshot.metadata), metaOps.appliedIndex(applied)], true);
+    const keep = Math.min(MAX_CATCH_UP_ENTRIES, this.options.snapshotCount);
+    const compactIndex = applied - keep;
+    if (compactIndex > storage.firstIndex()) {
+      storage.compact(compactIndex);
+      await compactLogThrough(this.options.storage, compactIndex - 1);
+    }
+    this.snapshotIndex = applied;
+    this.options.logger.info('snapshot taken', { index: applied, compactedThrough: compactIndex });
+  }
+
+  confState(): ConfState {
+    const members = this.options.machine.membership.list();
+    return { voters: members.filter((m) => !m.isLearner).map((m) => m.id), learners: members.filter((m) => m.isLearner).map((m) => m.id) };
+  }
+
+  buildSnapshot(): Uint8Array {
+    return buildSnapshot(this.options.machine);
+  }
+
+  private refuseWrite(): GavelError | undefined {
+    if (this.stopped || this.removed) return new GavelError('Stopped');
+    if (this.leader === NONE) return new GavelError('NoLeader');
+    return undefined;
+  }
+}
+
+function proposeError(result: Exclude<ProposeResult, { ok: true }>): GavelError {
+  switch (result.reason) {
+    case 'noLeader':
+      return new GavelError('NoLeader');
+    case 'transferring':
+      return new GavelError('LeaderTransferTimeout');
+    case 'tooLarge':
+      return new GavelError('TooManyRequests');
+    case 'confChangePending':
+      return new GavelError('TooManyRequests', 'etcdserver: a membership change is already in progress');
+    case 'notVoter':
+      return new GavelError('NotLeader');
+  }
+}
+
+function confKey(change: ConfChange): string {
+  return `${change.type}:${change.nodeId}`;
+}
+
+function hex(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
+}
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  return a.byteLength === b.byteLength && Buffer.compare(a, b) === 0;
+}
+
+function cryptoRandom(): number {
+  return randomBytes(6).readUIntBE(0, 6) / 2 ** 48;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,195 @@
+/**
+ * The server half of gavel.raft.v1.Peer: authenticates each call by its metadata, delivers
+ * stream batches in order, reassembles snapshots and plumbs the lease calls to the handlers.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { toServiceError, type ServiceErrorLike } from '../api/status.js';
+import type { Logger } from '../log.js';
+import type { Message, SnapMessage } from '../raft/types.js';
+import { decodeMessage, type WireRaftMessage } from './codec.js';
+import {
+  METADATA_CLUSTER_ID,
+  METADATA_FROM,
+  METADATA_TO,
+  type Framed,
+  type WireLeaseRenewRequest,
+  type WireLeaseRenewResponse,
+  type WireLeaseTtlRequest,
+  type WireLeaseTtlResponse,
+  type WireMessageBatch,
+  type WireSnapshotChunk,
+  type WireStreamAck,
+} from './service.js';
+import { SnapshotAssembly } from './snapshot.js';
+import type { TransportHandlers, TransportMetrics } from './types.js';
+
+export interface ReceiverEnvironment {
+  readonly memberId: bigint;
+  readonly clusterId: bigint;
+  readonly logger: Logger;
+  readonly handlers: TransportHandlers;
+  readonly metrics?: TransportMetrics;
+  readonly maxSnapshotBytes: number;
+}
+
+export function peerService(env: ReceiverEnvironment): grpc.UntypedServiceImplementation {
+  return {
+    Stream: (call: grpc.ServerDuplexStream<Framed<WireMessageBatch>, WireStreamAck>) => receiveStream(env, call),
+    SendSnapshot: (call: grpc.ServerReadableStream<Framed<WireSnapshotChunk>, object>, callback: grpc.sendUnaryData<object>) =>
+      receiveSnapshot(env, call, callback),
+    LeaseRenew: unary(env, async (request: WireLeaseRenewRequest): Promise<WireLeaseRenewResponse> => {
+      const ttl = await env.handlers.leaseRenew(BigInt(request.id));
+      return { ttl: String(ttl) };
+    }),
+    LeaseTimeToLive: unary(env, async (request: WireLeaseTtlRequest): Promise<WireLeaseTtlResponse> => {
+      const info = await env.handlers.leaseTimeToLive(BigInt(request.id), request.keys);
+      return { ttl: String(info.ttl), granted_ttl: String(info.grantedTtl), keys: info.keys.map((k) => Buffer.from(k.buffer, k.byteOffset, k.byteLength)) };
+    }),
+    // Not authenticated: a joining member has no ids yet. It reveals only what `member list` shows.
+    Members: (_call: grpc.ServerUnaryCall<object, object>, callback: grpc.sendUnaryData<object>) => {
+      const members = env.handlers.members().map((m) => ({
+        id: m.id.toString(),
+        name: m.name,
+        peer_urls: [...m.peerUrls],
+        client_urls: [...m.clientUrls],
+        is_learner: m.isLearner,
+      }));
+      callback(null, { cluster_id: env.clusterId.toString(), members });
+    },
+  };
+}
+
+type Authentication = { ok: true; from: bigint } | { ok: false; error: ServiceErrorLike };
+
+/**
+ * A call from another cluster, or meant for another member (a stale peer URL now pointing at a
+ * different member), is refused before anything is delivered.
+ */
+export function authenticate(env: ReceiverEnvironment, metadata: grpc.Metadata): Authentication {
+  const cluster = parseUint64(metadata.get(METADATA_CLUSTER_ID)[0]);
+  if (cluster !== env.clusterId) return refuse(grpc.status.FAILED_PRECONDITION, 'gavel: cluster id mismatch');
+  const to = metadata.get(METADATA_TO)[0];
+  if (to !== undefined && parseUint64(to) !== env.memberId) return refuse(grpc.status.FAILED_PRECONDITION, 'gavel: member id mismatch');
+  const from = parseUint64(metadata.get(METADATA_FROM)[0]);
+  if (from === undefined) return refuse(grpc.status.INVALID_ARGUMENT, 'gavel: missing gavel-from metadata');
+  return { ok: true, from };
+}
+
+function refuse(code: grpc.status, text: string): Authentication {
+  return { ok: false, error: { code, details: text, message: text } };
+}
+
+function parseUint64(value: grpc.MetadataValue | undefined): bigint | undefined {
+  return typeof value === 'string' && /^\d{1,20}$/.test(value) ? BigInt(value) : undefined;
+}
+
+function receiveStream(env: ReceiverEnvironment, call: grpc.ServerDuplexStream<Framed<WireMessageBatch>, WireStreamAck>): void {
+  // The client cancelling is normal (peer stopped or reconnecting); grpc-js reports it here.
+  call.on('error', () => undefined);
+  const auth = authenticate(env, call.metadata);
+  if (!auth.ok) {
+    env.logger.warn('refused peer stream', { peer: call.metadata.get(METADATA_FROM)[0], error: auth.error.details });
+    call.emit('error', auth.error);
+    return;
+  }
+  const from = auth.from;
+  let failed = false;
+  call.write({ seq: '0' }); // accepted: the sender counts the stream as connected from now on
+  call.on('data', (frame: Framed<WireMessageBatch>) => {
+    if (failed) return;
+    env.metrics?.receivedBytes(from, frame.bytes);
+    const error = deliver(env, from, frame.value.messages);
+    if (error !== undefined) {
+      failed = true;
+      env.logger.warn('peer sent a bad batch', { peer: from, error: error.details });
+      call.emit('error', error);
+      return;
+    }
+    if (frame.value.want_ack) call.write({ seq: frame.value.seq });
+  });
+  call.on('end', () => call.end());
+}
+
+/** Delivers in order; a message not from `from` to this member is dropped, not delivered. */
+function deliver(env: ReceiverEnvironment, from: bigint, messages: readonly WireRaftMessage[]): ServiceErrorLike | undefined {
+  for (const wire of messages) {
+    let m: Message;
+    try {
+      m = decodeMessage(wire);
+    } catch (error) {
+      return toServiceError(error);
+    }
+    if (m.to !== env.memberId || m.from !== from) {
+      env.logger.warn('dropped a misaddressed peer message', { peer: from, type: m.type, from: m.from, to: m.to });
+      continue;
+    }
+    env.handlers.onMessage(m);
+  }
+  return undefined;
+}
+
+function receiveSnapshot(
+  env: ReceiverEnvironment,
+  call: grpc.ServerReadableStream<Framed<WireSnapshotChunk>, object>,
+  callback: grpc.sendUnaryData<object>,
+): void {
+  call.on('error', () => undefined);
+  const auth = authenticate(env, call.metadata);
+  if (!auth.ok) {
+    callback(auth.error);
+    return;
+  }
+  const from = auth.from;
+  const assembly = new SnapshotAssembly(env.maxSnapshotBytes);
+  let failed = false;
+  const fail = (error: ServiceErrorLike): void => {
+    if (failed) return;
+    failed = true;
+    env.logger.warn('snapshot receive failed', { peer: from, error: error.details });
+    callback(error);
+  };
+  call.on('data', (frame: Framed<WireSnapshotChunk>) => {
+    if (failed) return;
+    env.metrics?.receivedBytes(from, frame.bytes);
+    try {
+      const header = assembly.add(frame.value);
+      // Check the address on the first chunk, before megabytes arrive for nothing.
+      if (header !== undefined && (header.to !== env.memberId || header.from !== from)) {
+        fail({ code: grpc.status.FAILED_PRECONDITION, details: 'gavel: member id mismatch', message: 'gavel: member id mismatch' });
+      }
+    } catch (error) {
+      fail(toServiceError(error));
+    }
+  });
+  call.on('end', () => {
+    if (failed) return;
+    let m: SnapMessage;
+    try {
+      m = assembly.finish();
+    } catch (error) {
+      fail(toServiceError(error));
+      return;
+    }
+    env.logger.info('snapshot received', { peer: from, index: m.snapshot.metadata.index, bytes: m.snapshot.data.length });
+    env.handlers.onMessage(m);
+    callback(null, {});
+  });
+}
+
+/** A unary handler: authenticate, run, and send any error through the etcd status table. */
+function unary<Req, Res>(env: ReceiverEnvironment, fn: (request: Req) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
+  return (call, callback) => {
+    const auth = authenticate(env, call.metadata);
+    if (!auth.ok) {
+      callback(auth.error);
+      return;
+    }
+    // fn runs inside then() so that a synchronous throw (e.g. BigInt of bad input) is caught too.
+    Promise.resolve()
+      .then(() => fn(call.request))
+      .then(
+        (response) => callback(null, response),
+        (error: unknown) => callback(toServiceError(error)),
+      );
+  };
+}

@@ -1,0 +1,214 @@
+/**
+ * PeerTransport: the member-to-member transport (etcd's rafthttp, over gRPC). It owns the
+ * gavel.raft.v1.Peer server this member listens with and one Peer (outgoing stream, queue,
+ * snapshot sender) per remote member.
+ *
+ * Contract with the node: send() never blocks and never throws; delivery is best effort and
+ * in order per (from → to) pair; onUnreachable/onSnapshotStatus are called in a later turn,
+ * never from inside send(), so the node may call back into Raft from them.
+ */
+import { constants as bufferConstants } from 'node:buffer';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import * as grpc from '@grpc/grpc-js';
+import { GavelError, assert } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Message } from '../raft/types.js';
+import { Peer, type PeerEnvironment, type PeerLimits } from './peer.js';
+import { peerService } from './receiver.js';
+import { peerDefinitions } from './service.js';
+import type { SnapshotStatus } from './snapshot.js';
+import type { LeaseTimeToLive, TransportHandlers, TransportMetrics } from './types.js';
+
+export type { LeaseTimeToLive, TransportHandlers, TransportMetrics } from './types.js';
+export type { SnapshotStatus } from './snapshot.js';
+
+export interface PeerTransportOptions extends Partial<PeerLimits> {
+  readonly memberId: bigint;
+  readonly clusterId: bigint;
+  readonly logger: Logger;
+  /** http://host:port; port 0 picks a free port (start() returns the bound address). */
+  readonly listenUrls: readonly URL[];
+  readonly handlers: TransportHandlers;
+  onUnreachable?(peer: bigint): void;
+  onSnapshotStatus?(peer: bigint, status: SnapshotStatus): void;
+  readonly metrics?: TransportMetrics;
+  /** Largest snapshot this member accepts; default: the largest Buffer. */
+  readonly maxSnapshotBytes?: number;
+  /** Jitter source for the back-off; default Math.random. */
+  readonly random?: () => number;
+}
+
+export const DEFAULT_PEER_LIMITS: PeerLimits = {
+  maxBatchBytes: 4 * 1024 * 1024,
+  maxQueueMessages: 4096,
+  maxQueueBytes: 64 * 1024 * 1024,
+  backoffMinMs: 50,
+  backoffMaxMs: 2_000,
+  probeIntervalMs: 2_000,
+  snapshotChunkBytes: 1024 * 1024,
+  requestTimeoutMs: 5_000,
+};
+
+/** The receiver's frame limit; batches and chunks are kept well below it by the sender. */
+const MAX_RECEIVE_BYTES = 256 * 1024 * 1024;
+
+export class PeerTransport {
+  private readonly peers = new Map<bigint, Peer>();
+  private readonly logger: Logger;
+  private readonly peerEnv: PeerEnvironment;
+  private server: grpc.Server | undefined;
+  private stopped = false;
+
+  constructor(private readonly options: PeerTransportOptions) {
+    this.logger = options.logger.child({ component: 'transport' });
+    const limits = { ...DEFAULT_PEER_LIMITS, ...definedLimits(options) };
+    assert(limits.maxBatchBytes > 0 && limits.maxBatchBytes <= MAX_RECEIVE_BYTES / 2, 'maxBatchBytes out of range');
+    assert(limits.snapshotChunkBytes > 0 && limits.snapshotChunkBytes <= MAX_RECEIVE_BYTES / 2, 'snapshotChunkBytes out of range');
+    assert(limits.backoffMinMs > 0 && limits.backoffMaxMs >= limits.backoffMinMs, 'bad back-off bounds');
+    this.peerEnv = {
+      memberId: options.memberId,
+      clusterId: options.clusterId,
+      logger: this.logger,
+      limits,
+      random: options.random ?? Math.random,
+      ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
+      unreachable: (peer) => {
+        options.metrics?.peerUnreachable(peer);
+        this.later(() => options.onUnreachable?.(peer));
+      },
+      snapshotStatus: (peer, status) => this.later(() => options.onSnapshotStatus?.(peer, status)),
+    };
+  }
+
+  /** Listens on every listen URL; returns the bound addresses as host:port. */
+  async start(): Promise<string[]> {
+    assert(this.server === undefined && !this.stopped, 'PeerTransport.start() called twice or after stop()');
+    const server = new grpc.Server({
+      'grpc.max_receive_message_length': MAX_RECEIVE_BYTES,
+      'grpc.keepalive_time_ms': 10_000,
+      'grpc.keepalive_timeout_ms': 5_000,
+    });
+    server.addService(
+      peerDefinitions().server,
+      peerService({
+        memberId: this.options.memberId,
+        clusterId: this.options.clusterId,
+        logger: this.logger,
+        handlers: this.options.handlers,
+        ...(this.options.metrics === undefined ? {} : { metrics: this.options.metrics }),
+        maxSnapshotBytes: this.options.maxSnapshotBytes ?? bufferConstants.MAX_LENGTH,
+      }),
+    );
+    this.server = server;
+    const addresses: string[] = [];
+    try {
+      for (const url of this.options.listenUrls) addresses.push(await bind(server, url));
+    } catch (error) {
+      server.forceShutdown();
+      throw error;
+    }
+    this.logger.info('peer transport listening', { addresses });
+    return addresses;
+  }
+
+  addPeer(id: bigint, urls: readonly string[]): void {
+    assert(id !== this.options.memberId, 'a member is not its own peer');
+    if (this.stopped) return;
+    const existing = this.peers.get(id);
+    if (existing !== undefined) {
+      existing.updateUrls(urls);
+      return;
+    }
+    this.peers.set(id, new Peer(id, urls, this.peerEnv));
+  }
+
+  updatePeer(id: bigint, urls: readonly string[]): void {
+    this.addPeer(id, urls);
+  }
+
+  /** Drops the peer's queue and cancels its stream and snapshot (no status is reported). */
+  removePeer(id: bigint): void {
+    this.peers.get(id)?.stop();
+    this.peers.delete(id);
+  }
+
+  send(messages: readonly Message[]): void {
+    for (const m of messages) {
+      const peer = this.peers.get(m.to);
+      if (peer !== undefined) {
+        peer.enqueue(m);
+        continue;
+      }
+      // The core may address a member it has just removed; Raft treats this as a lost message.
+      this.logger.debug('dropped a message to an unknown peer', { to: m.to, type: m.type });
+      if (m.type === 'snap') this.peerEnv.snapshotStatus(m.to, 'failure');
+    }
+  }
+
+  async leaseRenew(leader: bigint, id: bigint, signal?: AbortSignal): Promise<number> {
+    const { LeaseRenew } = peerDefinitions().client;
+    const response = await this.peerFor(leader).unary(LeaseRenew, { id: id.toString() }, signal);
+    return toSafeNumber(response.ttl, 'ttl');
+  }
+
+  async leaseTimeToLive(leader: bigint, id: bigint, keys: boolean, signal?: AbortSignal): Promise<LeaseTimeToLive> {
+    const { LeaseTimeToLive } = peerDefinitions().client;
+    const response = await this.peerFor(leader).unary(LeaseTimeToLive, { id: id.toString(), keys }, signal);
+    return { ttl: toSafeNumber(response.ttl, 'ttl'), grantedTtl: toSafeNumber(response.granted_ttl, 'granted_ttl'), keys: response.keys };
+  }
+
+  /** True while the outgoing stream to `peer` is accepted by it. */
+  isActive(peer: bigint): boolean {
+    return this.peers.get(peer)?.isActive() ?? false;
+  }
+
+  /** Messages and estimated bytes waiting for `peer` (for metrics and tests). */
+  pending(peer: bigint): { messages: number; bytes: number } | undefined {
+    return this.peers.get(peer)?.pending();
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const peer of this.peers.values()) peer.stop();
+    this.peers.clear();
+    // Not tryShutdown: the peers' inbound streams are long-lived and would hold it open.
+    this.server?.forceShutdown();
+    await nextTurn(); // let the listening sockets close before a restart binds the same port
+  }
+
+  private peerFor(id: bigint): Peer {
+    const peer = this.peers.get(id);
+    if (peer === undefined || this.stopped) throw new GavelError('NoLeader', `gavel: leader ${id} is not a known peer`);
+    return peer;
+  }
+
+  /** Callbacks into the node run in a later turn, never re-entrantly from send(). */
+  private later(fn: () => void): void {
+    setImmediate(() => {
+      if (!this.stopped) fn();
+    });
+  }
+}
+
+function definedLimits(options: Partial<PeerLimits>): Partial<PeerLimits> {
+  const keys = Object.keys(DEFAULT_PEER_LIMITS) as (keyof PeerLimits)[];
+  return Object.fromEntries(keys.filter((k) => options[k] !== undefined).map((k) => [k, options[k]]));
+}
+
+function bind(server: grpc.Server, url: URL): Promise<string> {
+  assert(url.protocol === 'http:', `listen URL ${url.href}: only http:// is supported`);
+  const port = url.port === '' ? '80' : url.port;
+  return new Promise((resolve, reject) => {
+    server.bindAsync(`${url.hostname}:${port}`, grpc.ServerCredentials.createInsecure(), (error, bound) => {
+      if (error !== null) reject(error);
+      else resolve(`${url.hostname}:${bound}`);
+    });
+  });
+}
+
+function toSafeNumber(value: string, field: string): number {
+  const parsed = Number(value);
+  if (!Number.isSafeInteger(parsed)) throw new GavelError('InvalidArgument', `gavel: leader answered ${field} ${value}`);
+  return parsed;
+}
