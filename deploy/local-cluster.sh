@@ -75,10 +75,12 @@ stop_all() {
   [[ "$stopping" == 1 ]] && return
   stopping=1
   echo
-  echo "stopping ${names[*]} (SIGTERM) ..."
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  echo "stopping ${names[*]} with SIGTERM, one at a time ..."
+  # One at a time: a leader stopped together with its followers tries to hand leadership to a
+  # member that is going away and can wait seconds for it (etcd waits 7 s).
   for i in "${!pids[@]}"; do
-    # wait returns the member's status; a member killed by TERM is not an error here.
+    kill -TERM "${pids[$i]}" 2>/dev/null || true
+    # wait returns the member's status; a member ended by TERM is not an error here.
     wait "${pids[$i]}" 2>/dev/null || true
     echo "${names[$i]} stopped"
   done
@@ -87,11 +89,16 @@ trap 'stop_all; exit 130' INT
 trap 'stop_all; exit 143' TERM
 trap 'stop_all' EXIT
 
+# Each member in a session of its own, so that Ctrl-C reaches only this script, which then
+# stops the members in order (a terminal's SIGINT would otherwise hit all three at once).
+detach=()
+if command -v setsid >/dev/null 2>&1; then detach=(setsid); fi
+
 for i in "${!names[@]}"; do
   name="${names[$i]}"
   client_url="http://127.0.0.1:${client_ports[$i]}"
   peer_url="http://127.0.0.1:${peer_ports[$i]}"
-  "${command[@]}" \
+  "${detach[@]}" "${command[@]}" \
     --name "$name" \
     --data-dir "$base_dir/$name" \
     --listen-client-urls "$client_url" \
@@ -121,22 +128,23 @@ Logs: tail -f $base_dir/*.log    Ctrl-C stops all three.
 EOF
 
 # Wait until Ctrl-C. A member that exits on its own is reported; the others keep running.
-reported=()
-running=${#pids[@]}
-while (( running > 0 )); do
-  wait -n "${pids[@]}" || true
+alive=("${!pids[@]}")
+while (( ${#alive[@]} > 0 )); do
+  live_pids=()
+  for i in "${alive[@]}"; do live_pids+=("${pids[$i]}"); done
+  wait -n "${live_pids[@]}" 2>/dev/null || true
   # wait -n also returns when a trapped signal arrives; the trap has then stopped everything.
   [[ "$stopping" == 1 ]] && break
-  running=0
-  for i in "${!pids[@]}"; do
+  still=()
+  for i in "${alive[@]}"; do
     if kill -0 "${pids[$i]}" 2>/dev/null; then
-      running=$((running + 1))
-    elif [[ -z "${reported[$i]:-}" ]]; then
-      reported[$i]=1
+      still+=("$i")
+    else
       echo "${names[$i]} (pid ${pids[$i]}) exited on its own; last log lines:" >&2
       tail -n 5 "$base_dir/${names[$i]}.log" >&2 || true
     fi
   done
+  alive=("${still[@]}")
 done
 if [[ "$stopping" != 1 ]]; then
   stopping=1

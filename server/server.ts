@@ -31,6 +31,7 @@ const GRPC_OVERHEAD_BYTES = 512 * 1024;
 const LEASE_EXPIRY_INTERVAL_MS = 250;
 const WATCH_TICK_INTERVAL_MS = 100;
 const PUBLISH_RETRY_MS = 500;
+const PUBLISH_WAIT_MS = 10_000;
 /** etcd revokes at most this many expired leases per second, so an expiry storm cannot swamp the log. */
 const LEASE_REVOKES_PER_SECOND = 1000;
 
@@ -70,12 +71,13 @@ export class Member {
     const loadOptions = { minLeaseTtlSeconds: minLeaseTtlSeconds(config.electionTimeoutMs, config.heartbeatIntervalMs), clock };
     const machine = new StateMachine(await loadMachineState(storage, loadOptions));
     let node: RaftNode | undefined;
+    let memberRef: Member | undefined;
     const raftStorage = new ShellStorage({
       appliedIndex: () => machine.appliedIndex,
       confState: () => confStateOf(machine.membership),
       build: () => buildSnapshot(machine),
     });
-    const identity = await resolveIdentity(storage, config, machine, raftStorage, logger);
+    const { identity, peers } = await resolveIdentity(storage, config, machine, raftStorage, logger);
     const watchHub = new WatchHub(
       {
         get currentRevision() {
@@ -120,9 +122,14 @@ export class Member {
       network: transport,
       reload: () => loadMachineState(storage, loadOptions),
       onRestored: () => watchHub.restored(),
+      // Publish name and client URLs as soon as there is a leader to take the proposal.
+      onLeaderChange: (leader) => {
+        if (leader !== 0n) memberRef?.publishAttributes();
+      },
       onRemoved: () => events.onRemoved?.(),
     });
     await transport.start();
+    for (const peer of peers) transport.addPeer(peer.id, peer.peerUrls);
     node.syncPeers();
 
     const grpcServer = new grpc.Server({
@@ -134,9 +141,13 @@ export class Member {
     const addresses = await bindAll(grpcServer, config);
     const clientUrls = config.advertiseClientUrls.map((url, i) => withPort(url, addresses[i] ?? addresses[0] ?? ''));
     const member = new Member(config, logger, storage, machine, node, transport, watchHub, grpcServer, addresses, clientUrls);
+    memberRef = member;
     node.start();
     member.startLoops();
-    member.publishAttributes();
+    // Like etcd, announce readiness once this member's name and client URLs are in the registry
+    // (bounded: a member that cannot reach a quorum still serves, and says so).
+    const published = await member.waitPublished(PUBLISH_WAIT_MS);
+    if (!published) logger.warn('serving before this member could publish its attributes: no leader yet');
     logger.info('member started', {
       name: config.name,
       memberId: identity.memberId.toString(16),
@@ -156,20 +167,43 @@ export class Member {
   }
 
   /** etcd's publish: once a leader exists, record this member's name and client URLs in the registry. */
-  private publishAttributes(): void {
+  private publishing = false;
+
+  /** Resolves true once the registry holds this member's attributes, false after timeoutMs. */
+  async waitPublished(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (this.isPublished()) return true;
+      this.publishAttributes();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    return this.isPublished();
+  }
+
+  private isPublished(): boolean {
+    const current = this.machine.membership.get(this.node.status().memberId);
+    return current !== undefined && current.name === this.config.name && sameList(current.clientUrls, this.clientUrls);
+  }
+
+  /**
+   * etcd's publish: record this member's name and client URLs in the replicated registry.
+   * Called at start and on every leader change; a failed attempt retries on a timer too.
+   */
+  publishAttributes(): void {
+    if (this.publishing || this.closing) return;
+    if (this.isPublished()) return;
     const memberId = this.node.status().memberId;
-    const attempt = (): void => {
-      if (this.closing) return;
-      const current = this.machine.membership.get(memberId);
-      if (current !== undefined && current.name === this.config.name && sameList(current.clientUrls, this.clientUrls)) return;
-      this.node
-        .propose({ member_attributes: { id: memberId.toString(), name: this.config.name, client_urls: [...this.clientUrls] } })
-        .then(
-          () => this.logger.info('published member attributes', { name: this.config.name, clientUrls: this.clientUrls }),
-          () => setTimeout(attempt, PUBLISH_RETRY_MS).unref(),
-        );
-    };
-    attempt();
+    this.publishing = true;
+    this.node.propose({ member_attributes: { id: memberId.toString(), name: this.config.name, client_urls: [...this.clientUrls] } }).then(
+      () => {
+        this.publishing = false;
+        this.logger.info('published member attributes', { name: this.config.name, clientUrls: this.clientUrls });
+      },
+      () => {
+        this.publishing = false;
+        setTimeout(() => this.publishAttributes(), PUBLISH_RETRY_MS).unref();
+      },
+    );
   }
 
   /** Only the leader expires leases, and only by proposing the revoke: keys vanish when it commits. */
@@ -225,17 +259,23 @@ function addServices(server: grpc.Server, ctx: ApiContext): void {
 }
 
 /** Who this member is: from disk on a restart, from --initial-cluster for a new cluster, from peers when joining. */
-async function resolveIdentity(storage: Storage, config: Config, machine: StateMachine, raftStorage: ShellStorage, logger: Logger): Promise<Identity> {
+async function resolveIdentity(
+  storage: Storage,
+  config: Config,
+  machine: StateMachine,
+  raftStorage: ShellStorage,
+  logger: Logger,
+): Promise<{ identity: Identity; peers: readonly { id: bigint; peerUrls: readonly string[] }[] }> {
   const existing = await loadIdentity(storage);
   if (existing !== undefined) {
     await restoreRaftStorage(storage, machine, raftStorage);
-    return existing;
+    return { identity: existing, peers: [] };
   }
-  if (config.initialClusterState === 'new') return bootstrapNewCluster(storage, config, machine, raftStorage, logger);
-  const identity = await discoverIdentity(config, logger);
-  await storage.write(identityOps(identity), true);
-  logger.info('joining an existing cluster', { memberId: identity.memberId.toString(16), clusterId: identity.clusterId.toString(16) });
-  return identity;
+  if (config.initialClusterState === 'new') return { identity: await bootstrapNewCluster(storage, config, machine, raftStorage, logger), peers: [] };
+  const discovered = await discoverIdentity(config, logger);
+  await storage.write(identityOps(discovered.identity), true);
+  logger.info('joining an existing cluster', { memberId: discovered.identity.memberId.toString(16), clusterId: discovered.identity.clusterId.toString(16) });
+  return discovered;
 }
 
 function requireNode(node: RaftNode | undefined): RaftNode {

@@ -7,6 +7,7 @@ import type { StateMachine } from '../apply/state-machine.js';
 import type { WatchHub } from '../watch/hub.js';
 import type { WireHeader } from './wire.js';
 import { toServiceError } from './status.js';
+import { GavelError } from '../errors.js';
 
 export interface ApiContext {
   readonly config: Config;
@@ -29,13 +30,26 @@ export function header(ctx: ApiContext, revision?: number): WireHeader {
 }
 
 /** Wraps an async function as a unary gRPC handler; every error goes through the status table. */
-export function unary<Req, Res>(fn: (request: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
+export function unary<Req, Res>(fn: (request: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>, ctx?: ApiContext): grpc.handleUnaryCall<Req, Res> {
   return (call, callback) => {
+    if (ctx !== undefined && requiresLeader(call) && ctx.node.status().leader === 0n) {
+      callback(toServiceError(new GavelError('NoLeader')) as grpc.ServiceError);
+      return;
+    }
     fn(call.request, call).then(
       (response) => callback(null, response),
       (error: unknown) => callback(toServiceError(error) as grpc.ServiceError),
     );
   };
+}
+
+/**
+ * etcd's clients may ask for a leader to be present (metadata hasleader=true, clientv3's
+ * WithRequireLeader): such a request fails at once with "etcdserver: no leader" instead of
+ * waiting for an election.
+ */
+export function requiresLeader(call: { metadata: grpc.Metadata }): boolean {
+  return call.metadata.get('hasleader')[0] === 'true';
 }
 
 /** An AbortSignal that fires when the client cancels the call or its deadline passes. */

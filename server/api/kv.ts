@@ -20,8 +20,10 @@ function nestedHeader(revision: number): object {
 }
 
 export function kvService(ctx: ApiContext): grpc.UntypedServiceImplementation {
+  // Honour clients that require a leader (fail fast instead of waiting for an election).
+  const leaderAware = <Req, Res>(fn: Parameters<typeof unary<Req, Res>>[0]): ReturnType<typeof unary<Req, Res>> => unary(fn, ctx);
   return {
-    Range: unary(async (r: WireRangeRequest, call) => {
+    Range: leaderAware(async (r: WireRangeRequest, call) => {
       checkRange(r);
       const request = rangeFromWire(r);
       if (!request.serializable) await ctx.node.readBarrier(callSignal(call));
@@ -29,19 +31,19 @@ export function kvService(ctx: ApiContext): grpc.UntypedServiceImplementation {
       return { header: header(ctx), ...rangeResponseToWire(response) };
     }),
 
-    Put: unary(async (r: WirePutRequest, call) => {
+    Put: leaderAware(async (r: WirePutRequest, call) => {
       checkPut(r);
       const result = expectResult(await ctx.node.propose({ put: r }, callSignal(call)), 'put');
       return { header: header(ctx, result.revision), ...putResponseToWire(result.response) };
     }),
 
-    DeleteRange: unary(async (r: WireDeleteRangeRequest, call) => {
+    DeleteRange: leaderAware(async (r: WireDeleteRangeRequest, call) => {
       checkDeleteRange(r);
       const result = expectResult(await ctx.node.propose({ delete_range: r }, callSignal(call)), 'deleteRange');
       return { header: header(ctx, result.revision), ...deleteRangeResponseToWire(result.response) };
     }),
 
-    Txn: unary(async (r: WireTxnRequest, call) => {
+    Txn: leaderAware(async (r: WireTxnRequest, call) => {
       checkTxn(r, ctx.config.maxTxnOps);
       if (!txnWrites(r)) {
         // A read-only txn is served like a Range: a read barrier, then local state.
@@ -54,7 +56,7 @@ export function kvService(ctx: ApiContext): grpc.UntypedServiceImplementation {
       return { header: header(ctx, result.revision), ...txnResponseToWire(result.response, nestedHeader(result.revision)) };
     }),
 
-    Compact: unary(async (r: WireCompactionRequest, call) => {
+    Compact: leaderAware(async (r: WireCompactionRequest, call) => {
       if (r.revision === undefined) throw new GavelError('InvalidArgument', 'etcdserver: invalid compaction revision');
       const result = expectResult(await ctx.node.propose({ compaction: { revision: r.revision, physical: r.physical } }, callSignal(call)), 'compaction');
       return { header: header(ctx, result.revision) };

@@ -18,8 +18,10 @@ export function randomLeaseId(): bigint {
 }
 
 export function leaseService(ctx: ApiContext): grpc.UntypedServiceImplementation {
+  // Honour clients that require a leader (fail fast instead of waiting for an election).
+  const leaderAware = <Req, Res>(fn: Parameters<typeof unary<Req, Res>>[0]): ReturnType<typeof unary<Req, Res>> => unary(fn, ctx);
   return {
-    LeaseGrant: unary(async (r: WireLeaseGrantRequest, call) => {
+    LeaseGrant: leaderAware(async (r: WireLeaseGrantRequest, call) => {
       const ttl = toNumber(r.TTL);
       if (ttl > MAX_LEASE_TTL_SECONDS) throw new GavelError('LeaseTtlTooLarge');
       const requested = toBigInt(r.ID);
@@ -30,19 +32,19 @@ export function leaseService(ctx: ApiContext): grpc.UntypedServiceImplementation
       return { header: header(ctx, result.revision), ID: result.id.toString(), TTL: String(result.ttlSeconds), error: '' };
     }),
 
-    LeaseRevoke: unary(async (r: WireLeaseIdRequest, call) => {
+    LeaseRevoke: leaderAware(async (r: WireLeaseIdRequest, call) => {
       const result = expectResult(await ctx.node.propose({ lease_revoke: { ID: r.ID } }, callSignal(call)), 'leaseRevoke');
       return { header: header(ctx, result.revision) };
     }),
 
-    LeaseTimeToLive: unary(async (r: WireLeaseTimeToLiveRequest, call) => {
+    LeaseTimeToLive: leaderAware(async (r: WireLeaseTimeToLiveRequest, call) => {
       const id = toBigInt(r.ID);
       // The remaining TTL is known only to the leader, which counts the deadlines.
       const info = await ctx.node.leaseTimeToLive(id, r.keys === true, callSignal(call));
       return { header: header(ctx), ID: id.toString(), TTL: String(info.ttl), grantedTTL: String(info.grantedTtl), keys: info.keys.map((k) => Buffer.from(k)) };
     }),
 
-    LeaseLeases: unary(async (_r: object, call) => {
+    LeaseLeases: leaderAware(async (_r: object, call) => {
       await ctx.node.readBarrier(callSignal(call));
       return { header: header(ctx), leases: ctx.machine.lessor.leases().map((id) => ({ ID: id.toString() })) };
     }),

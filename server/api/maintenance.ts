@@ -24,7 +24,8 @@ export function maintenanceService(ctx: ApiContext): grpc.UntypedServiceImplemen
         raftIndex: String(status.commitIndex),
         raftTerm: String(status.term),
         raftAppliedIndex: String(status.appliedIndex),
-        errors: [],
+        // etcd reports a missing leader here; `endpoint status` prints it in the ERRORS column.
+        errors: status.leader === 0n ? ['etcdserver: no leader'] : [],
         isLearner: status.isLearner,
       };
     }),

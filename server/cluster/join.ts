@@ -19,7 +19,13 @@ interface WireMembersResponse {
 const ATTEMPT_TIMEOUT_MS = 2000;
 const TOTAL_TIMEOUT_MS = 30_000;
 
-export async function discoverIdentity(config: Config, logger: Logger): Promise<Identity> {
+export interface Discovered {
+  readonly identity: Identity;
+  /** The other members and their peer URLs: the transport needs them before the snapshot arrives. */
+  readonly peers: readonly { id: bigint; peerUrls: readonly string[] }[];
+}
+
+export async function discoverIdentity(config: Config, logger: Logger): Promise<Discovered> {
   const mine = config.initialAdvertisePeerUrls.map((u) => normalizeUrl(u.href));
   const peers = [...parseInitialCluster(config.initialCluster)].filter(([name]) => name !== config.name).flatMap(([, urls]) => urls);
   if (peers.length === 0) throw new UsageError('--initial-cluster-state existing needs the other members in --initial-cluster');
@@ -31,7 +37,8 @@ export async function discoverIdentity(config: Config, logger: Logger): Promise<
         const response = await fetchMembers(url);
         const me = response.members.find((m) => m.peer_urls.some((u) => mine.includes(normalizeUrl(u))));
         if (me === undefined) throw new UsageError(`this member's peer URLs ${mine.join(',')} are not in the cluster's member list: run \`etcdctl member add\` first`);
-        return { memberId: BigInt(me.id), clusterId: BigInt(response.cluster_id) };
+        const peers = response.members.filter((m) => m !== me).map((m) => ({ id: BigInt(m.id), peerUrls: m.peer_urls }));
+        return { identity: { memberId: BigInt(me.id), clusterId: BigInt(response.cluster_id) }, peers };
       } catch (error) {
         if (error instanceof UsageError) throw error;
         lastError = `${url}: ${error instanceof Error ? error.message : String(error)}`;

@@ -26,23 +26,23 @@ export interface AddContext {
 const MEMBERS_KEY = metaKey('members');
 const REMOVED_KEY = metaKey('removed-members');
 
-/** A uint64 from a sha256 of the inputs, kept below 2^63 so signed printers agree. */
-function hashId(parts: readonly string[]): bigint {
-  const digest = createHash('sha256').update(parts.join('\n')).digest();
-  const id = digest.readBigUInt64BE(0) & 0x7fff_ffff_ffff_ffffn;
-  return id === 0n ? 1n : id;
-}
-
+/**
+ * etcd's member id: the first 8 bytes (big-endian) of SHA-1 over the sorted peer URLs, the
+ * cluster token and, for a member added at run time, the Unix time in seconds (so re-adding
+ * the same URLs gives a new id). Matching etcd keeps ids identical across the two.
+ */
 export function memberIdFor(peerUrls: readonly string[], clusterToken: string, addedAtMs?: number): bigint {
-  const parts = [...peerUrls].sort();
-  parts.push(clusterToken);
-  // A member added at run time gets a timestamp too, so re-adding the same URLs gives a new id.
-  if (addedAtMs !== undefined) parts.push(String(addedAtMs));
-  return hashId(parts);
+  let input = [...peerUrls].sort().join('') + clusterToken;
+  if (addedAtMs !== undefined) input += String(Math.floor(addedAtMs / 1000));
+  return createHash('sha1').update(input).digest().readBigUInt64BE(0);
 }
 
+/** etcd's cluster id: the first 8 bytes of SHA-1 over the sorted member ids, each 8 bytes big-endian. */
 export function clusterIdFor(memberIds: readonly bigint[]): bigint {
-  return hashId([...memberIds].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).map(String));
+  const sorted = [...memberIds].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const bytes = Buffer.alloc(8 * sorted.length);
+  sorted.forEach((id, i) => bytes.writeBigUInt64BE(id, 8 * i));
+  return createHash('sha1').update(bytes).digest().readBigUInt64BE(0);
 }
 
 /** Parses --initial-cluster "n1=http://a:2380,n1=http://b:2380,n2=..." (a name may repeat for several URLs). */

@@ -123,7 +123,14 @@ export class RaftNode implements Consensus {
 
   // ---- Consensus ----
 
-  propose(mutation: Mutation, signal?: AbortSignal): Promise<ApplyResult> {
+  async propose(mutation: Mutation, signal?: AbortSignal): Promise<ApplyResult> {
+    if (this.stopped || this.removed) throw new GavelError('Stopped');
+    // Like etcd, a write made while there is no leader waits for one (bounded), instead of failing.
+    if (this.leader === NONE) await this.waitForLeader(signal);
+    return this.proposeNow(mutation, signal);
+  }
+
+  private proposeNow(mutation: Mutation, signal?: AbortSignal): Promise<ApplyResult> {
     const refusal = this.refuseWrite();
     if (refusal) return Promise.reject(refusal);
     if (signal?.aborted) return Promise.reject(signal.reason);
@@ -141,8 +148,27 @@ export class RaftNode implements Consensus {
     return waiter.promise;
   }
 
-  readBarrier(): Promise<void> {
-    if (this.stopped || this.removed) return Promise.reject(new GavelError('Stopped'));
+  async readBarrier(signal?: AbortSignal): Promise<void> {
+    if (this.stopped || this.removed) throw new GavelError('Stopped');
+    if (this.leader === NONE) await this.waitForLeader(signal);
+    return this.readIndexNow();
+  }
+
+  /**
+   * Waits until a leader is known, at most the request timeout (or until the caller gives up):
+   * an election usually ends well within it. Then NoLeader.
+   */
+  private async waitForLeader(signal?: AbortSignal): Promise<void> {
+    const deadline = Date.now() + this.requestTimeoutMs;
+    while (this.leader === NONE) {
+      if (this.stopped || this.removed) throw new GavelError('Stopped');
+      if (signal?.aborted) throw new GavelError('NoLeader');
+      if (Date.now() >= deadline) throw new GavelError('NoLeader');
+      await sleep(this.options.heartbeatIntervalMs / 2);
+    }
+  }
+
+  private readIndexNow(): Promise<void> {
     if (this.leader === NONE) return Promise.reject(new GavelError('NoLeader'));
     const waiter = deferred<void>();
     const timer = setTimeout(() => waiter.reject(new GavelError('Timeout')), this.requestTimeoutMs);
@@ -225,7 +251,8 @@ export class RaftNode implements Consensus {
     await this.changeMembership({ type: 'addNode', nodeId: id, context: new Uint8Array(0) });
   }
 
-  private changeMembership(change: ConfChange): Promise<void> {
+  private async changeMembership(change: ConfChange): Promise<void> {
+    if (this.leader === NONE) await this.waitForLeader();
     const refusal = this.refuseWrite();
     if (refusal) return Promise.reject(refusal);
     const key = confKey(change);
@@ -438,8 +465,18 @@ export class RaftNode implements Consensus {
     if (change.type === 'removeNode' && change.nodeId === this.options.memberId && !this.removed) {
       this.removed = true;
       this.options.logger.warn('this member has been removed from the cluster; stopping');
-      this.options.onRemoved?.();
+      void this.stopWhenHandedOver();
     }
+  }
+
+  /**
+   * A removed leader keeps running until the core has handed leadership over (it sends
+   * timeoutNow to a remaining voter): stopping at once could leave the rest without a leader.
+   */
+  private async stopWhenHandedOver(): Promise<void> {
+    const deadline = Date.now() + 3 * this.options.electionTimeoutMs;
+    while (this.role === 'leader' && Date.now() < deadline && !this.stopped) await sleep(this.options.heartbeatIntervalMs);
+    this.options.onRemoved?.();
   }
 
   /** Points the transport at every other member of the registry. */

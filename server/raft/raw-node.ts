@@ -36,7 +36,7 @@ import { bootstrapStorage } from './bootstrap.js';
 import type { MemoryStorage } from './storage.js';
 import type {
   ConfChange, ConfState, Entry, HardState, Message, NodeId, ProgressStatus, ProposeResult,
-  RaftConfig, Ready, ReadState, Snapshot, SoftState, Status,
+  RaftConfig, Ready, Snapshot, SoftState, Status,
 } from './types.js';
 import { MESSAGE_TYPES, NONE } from './types.js';
 import { assert, assertNever } from './util.js';
@@ -278,4 +278,3 @@ function hardStateEqual(a: HardState, b: HardState): boolean {
   return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
 }
 
-export type { ReadState };

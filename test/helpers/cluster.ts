@@ -635,7 +635,8 @@ class ClusterImpl implements Cluster {
     const stdout = await this.reconfigure(['member', 'add', name, `--peer-urls=${peerUrl}`]);
     // Member 4d2af34996c795b1 added to cluster a882a40010567583
     // ETCD_INITIAL_CLUSTER="n2=http://127.0.0.1:42380,n4=http://127.0.0.1:44380,..."
-    const added = /^Member ([0-9a-f]+) added to cluster ([0-9a-f]+)$/m.exec(stdout);
+    // (etcdctl prints both ids with %16x: shorter ones are padded with spaces.)
+    const added = /^Member +([0-9a-f]+) added to cluster +([0-9a-f]+)$/m.exec(stdout);
     const initialCluster = /^ETCD_INITIAL_CLUSTER="([^"]*)"$/m.exec(stdout)?.[1];
     if (added === null || initialCluster === undefined) throw new Error(`unexpected 'member add' output:\n${stdout}`);
     const member = this.newMember(name, clientPort, peerPort, initialCluster, 'existing');
@@ -673,7 +674,7 @@ class ClusterImpl implements Cluster {
     const id = await this.memberId(own);
     const others = this.live().filter((candidate) => candidate !== own);
     const stdout = await this.reconfigure(['member', 'remove', hexId(id)], others.length > 0 ? { via: others } : {});
-    if (!/^Member [0-9a-f]+ removed from cluster [0-9a-f]+$/m.test(stdout)) throw new Error(`unexpected 'member remove' output:\n${stdout}`);
+    if (!/^Member +[0-9a-f]+ removed from cluster +[0-9a-f]+$/m.test(stdout)) throw new Error(`unexpected 'member remove' output:\n${stdout}`);
     const index = this.members.indexOf(own);
     if (index >= 0) this.members.splice(index, 1);
   }

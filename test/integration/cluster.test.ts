@@ -3,7 +3,7 @@
 // Validated against a real etcd 3.4 cluster (GAVEL_TARGET=etcd) and meant to run unchanged against gavel.
 import { createHash } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import { spawnEtcdctl, waitUntil } from '../helpers/gavel.js';
+import { spawnEtcdctl, targetFromEnv, waitUntil } from '../helpers/gavel.js';
 import { hexId, startCluster, stopAllClusters, type Cluster, type ClusterMember } from '../helpers/cluster.js';
 import { EtcdGrpcClient, prefixEnd } from '../helpers/grpc.js';
 import { asArray, asBigInt, asObject, parseJsonLossless } from '../helpers/json.js';
@@ -180,6 +180,7 @@ describe('a 3-member cluster', () => {
       expect(selfIds.filter((id) => id === leaderId)).toHaveLength(1);
       expect(new Set(statuses.map((status) => asBigInt(asObject(status['header'])['cluster_id']))).size).toBe(1);
 
+      await waitForMemberNames(cluster, ['n1', 'n2', 'n3']);
       const list = asObject(parseJsonLossless(await cluster.ctl(['member', 'list', '-w', 'json'])), 'member list');
       const members = asArray(list['members'], 'members').map((entry) => asObject(entry));
       const byName = new Map(members.map((member) => [String(member['name']), member]));
@@ -235,7 +236,7 @@ describe('a 3-member cluster', () => {
       await waitCaughtUp(cluster, oldLeader, 'kl/latest', 'final');
       await expectAllAcked(oldLeader, 'kl/', acked);
       for (const member of cluster.members) await expectAllAcked(member, 'kl/', acked);
-      expect((await cluster.waitForLeader()).name).toBeDefined();
+      await cluster.waitForLeader(); // every member, the restarted one included, names the same leader
     });
   }, 90_000);
 
@@ -266,7 +267,6 @@ describe('a 3-member cluster', () => {
       const leader = await cluster.leader();
       const [victim, other] = followersOf(cluster, leader) as [ClusterMember, ClusterMember];
       const writer = startWriter('ks', 16, () => [leader, other]);
-      let compactedAt = 0;
       try {
         await waitForAcks(writer, 0, 200);
         await cluster.kill(victim, 'SIGKILL');
@@ -276,7 +276,7 @@ describe('a 3-member cluster', () => {
         await writer.stop();
       }
       const revisionJson = asObject(parseJsonLossless(await cluster.ctl(['put', 'ks/compact-marker', 'x', '-w', 'json'])));
-      compactedAt = Number(asBigInt(asObject(revisionJson['header'])['revision']));
+      const compactedAt = Number(asBigInt(asObject(revisionJson['header'])['revision']));
       expect(await cluster.ctl(['compact', String(compactedAt)])).toBe(`compacted revision ${compactedAt}\n`);
       await cluster.ctl(['put', 'ks/latest', 'final']);
 
@@ -304,14 +304,12 @@ describe('a 3-member cluster', () => {
       try {
         await waitForAcks(writer, 0, 50);
         added = await cluster.addMember('n4');
-        const afterAdd = await memberListByName(cluster);
-        expect([...afterAdd.keys()].sort()).toEqual(['n1', 'n2', 'n3', 'n4']);
+        const afterAdd = await waitForMemberNames(cluster, ['n1', 'n2', 'n3', 'n4']);
         expect(afterAdd.get('n4')).toEqual({ peerURLs: [added.peerUrl], clientURLs: [added.clientUrl] });
         await waitForAcks(writer, writer.acked.size, 50);
 
         await cluster.removeMember(removed);
-        const afterRemove = await memberListByName(cluster);
-        expect([...afterRemove.keys()].sort()).toEqual(['n1', 'n2', 'n3', 'n4'].filter((name) => name !== removed.name));
+        await waitForMemberNames(cluster, ['n1', 'n2', 'n3', 'n4'].filter((name) => name !== removed.name));
         const how = await waitUntil(`${removed.name} to stop serving after its removal`, async () => {
           if (!removed.running) return 'exited';
           const put = await cluster.etcdctl(['--command-timeout=2s', 'put', 'mc/through-removed', 'x'], { via: removed, timeoutMs: 5_000 });
@@ -373,7 +371,7 @@ describe('a 3-member cluster', () => {
         const killedAt = Date.now();
         let vanishedAfterMs: number | undefined;
         const keptBoundMs = 2 * keptTtlSeconds * 1000;
-        const abandonedBoundMs = (abandonedTtlSeconds * 1000) + cluster.electionTimeoutMs + 4_000;
+        const abandonedBoundMs = (abandonedTtlSeconds * 1000) + cluster.electionTimeoutMs + 5_000;
         // Poll through the survivor: the kept key must be there in every answer for 2×TTL; the
         // abandoned one must go. Reads fail while there is no leader; those polls are skipped.
         while (Date.now() - killedAt < Math.max(keptBoundMs, abandonedBoundMs) && (vanishedAfterMs === undefined || Date.now() - killedAt < keptBoundMs)) {
@@ -385,10 +383,11 @@ describe('a 3-member cluster', () => {
           }
           await new Promise((resolve) => setTimeout(resolve, 100));
         }
-        // Measured on etcd 3.4.23 (TTL 3 s, election timeout 1 s, 2 cores): 5.1-5.8 s after the
-        // kill over 6 runs: ~1-1.5 s to elect a new leader, which renews every lease to its full
-        // TTL plus the election timeout (etcd's lessor.Promote), then up to 0.5 s until its expiry
-        // check revokes it. The bound is TTL + election timeout + 4 s.
+        // Measured on etcd 3.4.23 (TTL 3 s, election timeout 1 s, 2 cores): 5.1-6.6 s after the
+        // kill over 8 runs (median ~5.5 s). That is 1-2 s to elect a new leader (randomized
+        // election timeout), which renews every lease to its full TTL plus the election timeout
+        // (etcd's lessor.Promote), then up to 0.5 s until its expiry check revokes it, plus the
+        // 100 ms poll: at most ~6.7 s. The bound is TTL + election timeout + 5 s = 9 s.
         expect(vanishedAfterMs, `abandoned lease key still there ${abandonedBoundMs} ms after the leader kill`).toBeDefined();
         // A new leader renews every lease before expiring any (no expiry caused by the failover).
         expect(vanishedAfterMs as number).toBeGreaterThanOrEqual(abandonedTtlSeconds * 1000 - 250);
@@ -418,25 +417,36 @@ describe('a 3-member cluster', () => {
           const current = await cluster.status(alone);
           return current.leader === 0n ? current : undefined;
         }, 10_000, 100);
-        expect(status.errors).toEqual(['etcdserver: no leader']);
-        expect(status.raw['leader']).toBeUndefined();
+        // Soft, so that the put texts below are still checked when only this differs.
+        expect.soft(status.errors).toEqual(['etcdserver: no leader']);
+        expect.soft(status.raw['leader']).toBeUndefined();
 
         // etcdctl's default 5 s --command-timeout travels to the server as the gRPC deadline, and
         // the proposal waits for a leader until it runs out; which side notices first is a race
         // in etcd too, so either of its two texts is right. Nothing else may come back earlier.
         const shortStarted = Date.now();
         const short = await cluster.etcdctl(['put', 'nq/k', 'v'], { via: alone, timeoutMs: 20_000 });
+        const shortMs = Date.now() - shortStarted;
         expect(short.code).toBe(1);
-        expect(Date.now() - shortStarted).toBeGreaterThanOrEqual(4_500);
         expect(['Error: context deadline exceeded', 'Error: rpc error: code = Unknown desc = context deadline exceeded']).toContain(lastLine(short.stderr));
+        expect(shortMs, `failed after ${shortMs} ms: ${short.stderr}`).toBeGreaterThanOrEqual(4_500);
 
         // With a longer client deadline the server's own request timeout (5 s + 2 × election
-        // timeout = 7 s on etcd) answers: a proposal without a leader ends as gRPC Unknown.
+        // timeout = 7 s) answers. etcd lets the context error escape as gRPC Unknown "context
+        // deadline exceeded"; gavel answers what the issue asks for and clients retry on:
+        // Unavailable "etcdserver: no leader". This is a deliberate, documented difference.
+        const longStarted = Date.now();
         const long = await cluster.etcdctl(['--command-timeout=15s', 'put', 'nq/k', 'v'], { via: alone, timeoutMs: 30_000 });
+        const longMs = Date.now() - longStarted;
         expect(long.code).toBe(1);
         expect(long.timedOut).toBe(false);
-        expect(lastLine(long.stderr)).toBe('Error: rpc error: code = Unknown desc = context deadline exceeded');
-        expect(long.stderr).toContain('"error":"rpc error: code = Unknown desc = context deadline exceeded"');
+        expect(longMs, `failed after ${longMs} ms: ${long.stderr}`).toBeGreaterThanOrEqual(6_500);
+        if (targetFromEnv() === 'etcd') {
+          expect(lastLine(long.stderr)).toBe('Error: rpc error: code = Unknown desc = context deadline exceeded');
+        } else {
+          expect(lastLine(long.stderr)).toBe('Error: etcdserver: no leader');
+          expect(long.stderr).toContain('code = Unavailable desc = etcdserver: no leader');
+        }
       } finally {
         await cluster.kill(leader, 'SIGCONT');
         await cluster.kill(otherFollower, 'SIGCONT');
@@ -481,6 +491,24 @@ async function memberListByName(cluster: Cluster): Promise<Map<string, { peerURL
     const member = asObject(entry);
     return [String(member['name'] ?? ''), { peerURLs: member['peerURLs'], clientURLs: member['clientURLs'] }];
   }));
+}
+
+/**
+ * Polls `member list` until it names exactly `names` (bounded): a member's name and client URLs
+ * appear once it has published them, which etcd does before it serves clients and gavel may do
+ * just after.
+ */
+async function waitForMemberNames(cluster: Cluster, names: readonly string[]): Promise<Map<string, { peerURLs: unknown; clientURLs: unknown }>> {
+  let last: string[] = [];
+  try {
+    return await waitUntil(`member list to name ${names.join(', ')}`, async () => {
+      const list = await memberListByName(cluster);
+      last = [...list.keys()].sort();
+      return JSON.stringify(last) === JSON.stringify([...names].sort()) ? list : undefined;
+    }, 10_000, 100);
+  } catch (error) {
+    throw new Error(`${error instanceof Error ? error.message : String(error)}; last names: ${JSON.stringify(last)}`);
+  }
 }
 
 function lastLine(text: string): string {

@@ -205,11 +205,12 @@ function randomHistory(random: () => number, count: number, spread: number, valu
     if (roll < 0.4) {
       body = read(state);
     } else if (roll < 0.75) {
-      body = write(String(int(values)));
+      const value = String(int(values));
+      body = write(value);
       if (random() < indeterminateRate) outcome = 'indeterminate';
-      state = body.value;
+      state = value;
     } else {
-      const expected = random() < 0.6 ? state : String(int(values));
+      const expected: RegisterValue = random() < 0.6 ? state : String(int(values));
       const value = String(int(values));
       body = cas(expected, value, expected === state);
       if (random() < indeterminateRate) outcome = 'indeterminate';
