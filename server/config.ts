@@ -23,6 +23,7 @@ export interface Config {
   readonly maxPendingProposals: number;
   readonly maxWatchersPerStream: number;
   readonly watchProgressNotifyIntervalMs: number;
+  readonly leaseCheckpointIntervalMs: number;
   readonly logLevel: LogLevel;
 }
 
@@ -56,6 +57,7 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'max-pending-proposals', kind: 'int', field: 'maxPendingProposals', min: 1, help: "proposals waiting to commit before new ones get 'too many requests'" },
   { name: 'max-watchers-per-stream', kind: 'int', field: 'maxWatchersPerStream', min: 1, help: 'maximum watchers on one Watch stream' },
   { name: 'watch-progress-notify-interval', kind: 'duration-ms', field: 'watchProgressNotifyIntervalMs', min: 1, help: 'interval (ms) of progress notifications to watchers that asked for them' },
+  { name: 'lease-checkpoint-interval', kind: 'duration-ms', field: 'leaseCheckpointIntervalMs', min: 100, help: "interval (ms) at which the leader records leases' remaining TTL, bounding their life across leader changes" },
   { name: 'log-level', kind: 'enum', field: 'logLevel', choices: ['debug', 'info', 'warn', 'error'], help: 'log level: debug, info, warn or error' },
 ];
 
@@ -79,6 +81,7 @@ export function defaultConfig(): Config {
     maxPendingProposals: 5000,
     maxWatchersPerStream: 10_000,
     watchProgressNotifyIntervalMs: 10 * 60 * 1000,
+    leaseCheckpointIntervalMs: 5000,
     logLevel: 'info',
   };
 }

@@ -32,6 +32,8 @@ const LEASE_EXPIRY_INTERVAL_MS = 250;
 const WATCH_TICK_INTERVAL_MS = 100;
 const PUBLISH_RETRY_MS = 500;
 const PUBLISH_WAIT_MS = 10_000;
+/** Leases per checkpoint entry (etcd's limit too). */
+const LEASE_CHECKPOINT_BATCH = 1000;
 /** etcd revokes at most this many expired leases per second, so an expiry storm cannot swamp the log. */
 const LEASE_REVOKES_PER_SECOND = 1000;
 
@@ -123,8 +125,10 @@ export class Member {
       reload: () => loadMachineState(storage, loadOptions),
       onRestored: () => watchHub.restored(),
       // Publish name and client URLs as soon as there is a leader to take the proposal.
-      onLeaderChange: (leader) => {
+      onLeaderChange: (leader, isLeader) => {
         if (leader !== 0n) memberRef?.publishAttributes();
+        // A new leader checkpoints at once, so the next failover does not restart from stale values.
+        if (isLeader) setImmediate(() => memberRef?.checkpointLeases());
       },
       onRemoved: () => events.onRemoved?.(),
     });
@@ -163,6 +167,7 @@ export class Member {
   private startLoops(): void {
     this.timers.push(setInterval(() => this.watchHub.tick(), WATCH_TICK_INTERVAL_MS));
     this.timers.push(setInterval(() => this.expireLeases(), LEASE_EXPIRY_INTERVAL_MS));
+    this.timers.push(setInterval(() => this.checkpointLeases(), this.config.leaseCheckpointIntervalMs));
     for (const timer of this.timers) timer.unref();
   }
 
@@ -204,6 +209,21 @@ export class Member {
         setTimeout(() => this.publishAttributes(), PUBLISH_RETRY_MS).unref();
       },
     );
+  }
+
+  /**
+   * The leader records every lease's remaining TTL in the log (at promotion and then every
+   * --lease-checkpoint-interval), so a new leader continues the countdown instead of restarting
+   * it: an abandoned lease is revoked at most TTL + election timeout + checkpoint interval
+   * after its last keep-alive, however often leadership changes.
+   */
+  checkpointLeases(): void {
+    if (!this.node.isLeader()) return;
+    const all = this.machine.lessor.checkpoints();
+    for (let i = 0; i < all.length; i += LEASE_CHECKPOINT_BATCH) {
+      const checkpoints = all.slice(i, i + LEASE_CHECKPOINT_BATCH).map((c) => ({ ID: c.id.toString(), remaining_TTL: String(c.remainingTtlSeconds) }));
+      this.node.propose({ lease_checkpoint: { checkpoints } }).catch((error: unknown) => this.logger.debug('lease checkpoint failed', { error }));
+    }
   }
 
   /** Only the leader expires leases, and only by proposing the revoke: keys vanish when it commits. */

@@ -59,6 +59,11 @@ interface LeaseState {
   readonly keys: Map<string, Bytes>;
   /** Leader only: when the lease expires on the injected clock. Undefined on followers. */
   expiryMs: number | undefined;
+  /**
+   * Leader only: the deadline without the grace a new leader adds at promote. Checkpoints
+   * record remaining TTL from this, so repeated failovers cannot stack their graces.
+   */
+  baseExpiryMs?: number;
 }
 
 /**
@@ -130,7 +135,10 @@ export class Lessor {
     const granted = Math.max(ttlSeconds, this.minTtlSeconds);
     const lease: LeaseState = { id, ttlSeconds: granted, remainingTtlSeconds: 0, keys: new Map(), expiryMs: undefined };
     this.leasesById.set(id, lease);
-    if (this.primary) this.schedule(lease, this.clock.now() + granted * 1000);
+    if (this.primary) {
+      this.schedule(lease, this.clock.now() + granted * 1000);
+      lease.baseExpiryMs = lease.expiryMs;
+    }
     return { id, ttlSeconds: granted };
   }
 
@@ -198,7 +206,27 @@ export class Lessor {
     for (const lease of this.leasesById.values()) {
       const seconds = lease.remainingTtlSeconds > 0 ? lease.remainingTtlSeconds : lease.ttlSeconds;
       this.schedule(lease, now + seconds * 1000 + extraMs);
+      lease.baseExpiryMs = now + seconds * 1000;
     }
+  }
+
+  /**
+   * Leader only: each lease's remaining TTL in whole seconds (rounded down, at least 1), counted
+   * from its deadline without the promote grace, for a checkpoint proposal. A new leader starts
+   * from these instead of the full TTL, which bounds a lease's life under repeated failovers.
+   */
+  checkpoints(): { id: bigint; remainingTtlSeconds: number }[] {
+    if (!this.primary) return [];
+    const now = this.clock.now();
+    const result: { id: bigint; remainingTtlSeconds: number }[] = [];
+    for (const lease of this.leasesById.values()) {
+      const base = lease.baseExpiryMs ?? lease.expiryMs;
+      if (base === undefined) continue;
+      // Rounded down, so every checkpoint after any elapsed time lowers the value: a new leader's
+      // grace (at least one second) covers the rounding, so no lease expires early.
+      result.push({ id: lease.id, remainingTtlSeconds: Math.max(1, Math.floor((base - now) / 1000)) });
+    }
+    return result;
   }
 
   /** Losing leadership: stop expiring; followers keep no deadlines. */
@@ -212,7 +240,8 @@ export class Lessor {
    * A keep-alive on the leader: deadline = now + TTL; returns the granted TTL (etcd's keep-alive
    * answer). A lease whose deadline already passed is "not found": etcd makes such a renew wait
    * for the revoke and then answers not-found; we answer at once.
-   * TODO(checkpoints): when checkpoints are proposed, a renew must also propose checkpoint(id, 0) as etcd does.
+   * A renewed lease whose checkpoint recorded a shorter remaining TTL needs that checkpoint
+   * cleared (the caller proposes checkpoint(id, 0), as etcd does): see checkpointNeedsClearing.
    */
   renew(id: bigint): number {
     if (!this.primary) throw new GavelError('NotLeader');
@@ -221,7 +250,20 @@ export class Lessor {
     const now = this.clock.now();
     if (lease.expiryMs !== undefined && lease.expiryMs <= now) throw new GavelError('LeaseNotFound');
     this.schedule(lease, now + lease.ttlSeconds * 1000);
+    lease.baseExpiryMs = now + lease.ttlSeconds * 1000;
     return lease.ttlSeconds;
+  }
+
+  /**
+   * Whether a lease carries a checkpointed remaining TTL that a renew made stale. Reported once:
+   * the leader forgets it locally until the clearing checkpoint commits (at most two checkpoint
+   * entries per lease per interval, as etcd).
+   */
+  takeStaleCheckpoint(id: bigint): boolean {
+    const lease = this.leasesById.get(id);
+    if (lease === undefined || lease.remainingTtlSeconds === 0) return false;
+    lease.remainingTtlSeconds = 0;
+    return true;
   }
 
   /**

@@ -208,11 +208,28 @@ export class RaftNode implements Consensus {
     return this.leader;
   }
 
+  private checkpointClears = new Set<bigint>();
+
+  /** Batches checkpoint clears made in one turn into one entry. */
+  private clearCheckpoint(id: bigint): void {
+    if (this.checkpointClears.size === 0) {
+      setImmediate(() => {
+        const ids = [...this.checkpointClears];
+        this.checkpointClears.clear();
+        const checkpoints = ids.map((lease) => ({ ID: lease.toString(), remaining_TTL: '0' }));
+        this.propose({ lease_checkpoint: { checkpoints } }).catch(() => undefined);
+      });
+    }
+    this.checkpointClears.add(id);
+  }
+
   /** Keep-alives are served by the leader: locally when this is it, else forwarded. */
   async renewLease(id: bigint, signal?: AbortSignal): Promise<number> {
     if (this.isLeader()) {
       await this.waitApplied(this.rawNode.status().commit);
-      return this.options.machine.lessor.renew(id);
+      const ttl = this.options.machine.lessor.renew(id);
+      if (this.options.machine.lessor.takeStaleCheckpoint(id)) this.clearCheckpoint(id);
+      return ttl;
     }
     if (this.leader === NONE) throw new GavelError('NoLeader');
     return this.options.network.leaseRenew(this.leader, id, signal);
@@ -509,7 +526,8 @@ export class RaftNode implements Consensus {
       }
     }
     const isLeader = soft.role === 'leader';
-    if (isLeader && !wasLeader) this.options.machine.lessor.promote(this.options.electionTimeoutMs);
+    // The grace covers the election that just happened and the whole-second rounding of checkpoints.
+    if (isLeader && !wasLeader) this.options.machine.lessor.promote(Math.max(this.options.electionTimeoutMs, 1000));
     if (!isLeader && wasLeader) this.options.machine.lessor.demote();
     if (soft.leader !== previousLeader || isLeader !== wasLeader) this.options.onLeaderChange?.(soft.leader, isLeader);
   }

@@ -44,6 +44,8 @@ export interface NodeEnv {
   readonly snapshotEveryEntries: number;
   /** Entries kept in the log below a local snapshot, for slightly lagging followers. */
   readonly keepEntries: number;
+  /** Called when this member, as leader, hands out newly committed entries. */
+  readonly onLeaderCommit: (node: SimNode) => void;
   /** Called when this member becomes leader. */
   readonly onLeader: (node: SimNode) => void;
   /** Called when this member applies a conf change. */
@@ -240,6 +242,7 @@ export class SimNode {
       const log = this.raw.internals.raft.log;
       if (log.term(ready.hardState.commit) !== this.raw.internals.raft.term) { (globalThis as any).oldCommits = ((globalThis as any).oldCommits ?? 0) + 1; }
     }
+    if (ready.hardState !== undefined && this.role === 'leader' && ready.committedEntries.length > 0) this.env.onLeaderCommit(this);
     this.env.send(ready.messagesAfterPersist);
     if (ready.committedEntries.length > 0) this.apply(ready.committedEntries);
     for (const state of ready.readStates) {

@@ -62,6 +62,8 @@ export interface Schedule {
   readonly fsyncMaxUnits: number;
   /** Probability that a member crashes right after granting a vote (restarting soon after). */
   readonly crashAfterVoteRate: number;
+  /** Probability that a leader crashes right after it committed (and applied) entries. */
+  readonly crashAfterCommitRate: number;
   /** Probability that a new leader crashes within its first ticks (restarting later). */
   readonly crashNewLeaderRate: number;
   /** Bytes of entries per append message; 1 means one entry per message. */
@@ -107,6 +109,7 @@ export function drawSchedule(random: Prng, profile: ProfileName, members: number
     fsyncMaxUnits: on(0.7) ? random.range(1, 8) : 0,
     crashAfterVoteRate: on(0.2) ? random.float() * 0.3 : 0,
     crashNewLeaderRate: on(0.2) ? random.float() * 0.3 : 0,
+    crashAfterCommitRate: on(0.2) ? random.float() * 0.05 : 0,
     maxSizePerMsg: random.pick([1, 256, 4096]),
     confChanges: on(0.25),
     snapshotEveryEntries: random.range(10, 60),
@@ -118,6 +121,11 @@ export function drawSchedule(random: Prng, profile: ProfileName, members: number
     thinkMaxUnits: random.range(5, 40),
     logReadShare: random.float() * 0.5,
   };
+  const o = process.env['SIM_OVERRIDE'] ? JSON.parse(process.env['SIM_OVERRIDE']) : {};
+  return { ...drawProfile(random, profile, members, base), ...o };
+}
+
+function drawProfile(random: Prng, profile: ProfileName, members: number, base: Schedule): Schedule {
   switch (profile) {
     case 'swarm':
       return base;
@@ -133,6 +141,7 @@ export function drawSchedule(random: Prng, profile: ProfileName, members: number
         partitionTicks: [3, random.range(8, 30)],
         maxSizePerMsg: 1,
         crashNewLeaderRate: 0.2 + random.float() * 0.5,
+        crashAfterCommitRate: 0.02 + random.float() * 0.1,
         thinkMaxUnits: random.range(3, 15),
         clients: random.range(3, members + 3),
         giveUpTicks: random.range(30, 100),
@@ -177,7 +186,7 @@ export function describeSchedule(s: Schedule): string {
     `profile ${s.profile}: fault phase ${s.faultTicks} ticks, heal budget ${s.healTicks} ticks`,
     `network drop ${pct(n.dropRate)} dup ${pct(n.duplicateRate)} delay ${n.delayMin}..${n.delayMax}u spikes ${pct(n.spikeRate)} up to ${n.spikeMax}u`,
     `crash ${pct(s.crashPerTick)}/tick down ${s.downTicks[0]}..${s.downTicks[1]} ticks; partition ${pct(s.partitionPerTick)}/tick for ${s.partitionTicks[0]}..${s.partitionTicks[1]} ticks; leader bias ${pct(s.leaderBias)}`,
-    `clock skew ${pct(s.skewPerTick)}/tick in ${s.tickUnitsRange[0]}..${s.tickUnitsRange[1]}u/tick; transfers ${pct(s.transferPerTick)}/tick; fsync 0..${s.fsyncMaxUnits}u; crash after a vote ${pct(s.crashAfterVoteRate)}, new leader crash ${pct(s.crashNewLeaderRate)}`,
+    `clock skew ${pct(s.skewPerTick)}/tick in ${s.tickUnitsRange[0]}..${s.tickUnitsRange[1]}u/tick; transfers ${pct(s.transferPerTick)}/tick; fsync 0..${s.fsyncMaxUnits}u; crash after a vote ${pct(s.crashAfterVoteRate)}, new leader crash ${pct(s.crashNewLeaderRate)}, crash after commit ${pct(s.crashAfterCommitRate)}`,
     `conf changes ${s.confChanges}; ${s.maxSizePerMsg} bytes per append`,
     `snapshot every ${s.snapshotEveryEntries} entries keeping ${s.keepEntries}; ${s.clients} clients on ${s.keys} keys, attempt timeout ${s.attemptTimeoutTicks} ticks, give up after ${s.giveUpTicks} ticks, log reads ${pct(s.logReadShare)}`,
   ].join('\n  ');

@@ -119,6 +119,7 @@ class Simulation {
       deliver: (m) => this.deliver(m),
       lost: (m, reason) => this.lost(m, reason),
       delivered: (m) => this.delivered(m),
+      incarnation: (id) => this.nodes.get(id)?.incarnation ?? 0,
     });
   }
 
@@ -202,6 +203,14 @@ class Simulation {
       keepEntries: this.schedule.keepEntries,
       onConfChange: (member, confState) => this.onConfChange(member, confState),
       onLeader: (member) => this.onNewLeader(member),
+      onLeaderCommit: (member) => {
+        const log = member.raw.internals.raft.log; const c = log.committed;
+        if (log.term(c) !== member.term()) {
+          for (const other of this.nodes.values()) { if (other === member || !other.alive) continue; const ol = other.raw.internals.raft.log;
+            for (let j = Math.max(ol.firstIndex(), log.firstIndex()); j <= Math.min(c, ol.lastIndex()); j++) { const t = ol.term(j); if (t !== undefined && t > (log.term(j) ?? 0)) { (globalThis as any).danger = ((globalThis as any).danger ?? 0) + 1; this.trace?.(`DANGER n${other.id} has term ${t} at ${j}`); break; } } }
+        }
+        if (!this.healed && this.faultRandom.chance(this.schedule.crashAfterCommitRate)) this.crashSoon(member, 'right after committing', [1, 20]);
+      },
     }, this.nodeRandom.fork(), TICK_UNITS);
     node.fsyncUnits = this.schedule.fsyncMaxUnits === 0 ? 0 : this.nodeRandom.range(0, this.schedule.fsyncMaxUnits);
     this.nodes.set(id, node);
@@ -223,14 +232,19 @@ class Simulation {
   /** A targeted fault: a new leader crashes within its first ticks, with entries in flight. */
   private onNewLeader(node: SimNode): void {
     if (this.healed || !this.faultRandom.chance(this.schedule.crashNewLeaderRate)) return;
+    this.queue.after(this.faultRandom.range(1, 3 * TICK_UNITS), () => this.crashSoon(node, 'as a new leader', [1, 20]));
+  }
+
+  /** Crashes `node` one unit from now (unless it restarted meanwhile), restarting it after downTicks. */
+  private crashSoon(node: SimNode, why: string, downTicks: readonly [number, number]): void {
     const incarnation = node.incarnation;
-    this.queue.after(this.faultRandom.range(1, 3 * TICK_UNITS), () => {
+    this.queue.after(1, () => {
       if (node.incarnation !== incarnation || !node.alive || this.healed) return;
       node.crash();
       this.stats.crashes++;
-      this.trace?.(`fault: new leader n${node.id} crashes`);
+      this.trace?.(`fault: n${node.id} crashes ${why}`);
       const crashed = node.incarnation;
-      this.queue.after(this.faultRandom.range(1, 20) * TICK_UNITS, () => {
+      this.queue.after(this.faultRandom.range(downTicks[0], downTicks[1]) * TICK_UNITS, () => {
         if (!node.alive && node.incarnation === crashed && !node.decommissioned) node.start();
       });
     });
@@ -239,18 +253,7 @@ class Simulation {
   /** A targeted fault: the voter crashes just after its vote left, and restarts soon. */
   private crashAfterVote(id: NodeId): void {
     const node = this.nodes.get(id);
-    if (node === undefined) return;
-    const incarnation = node.incarnation;
-    this.queue.after(1, () => {
-      if (node.incarnation !== incarnation || !node.alive || this.healed) return;
-      node.crash();
-      this.stats.crashes++;
-      this.trace?.(`fault: n${id} crashes right after granting a vote`);
-      const crashed = node.incarnation;
-      this.queue.after(this.faultRandom.range(1, 2 * TICK_UNITS), () => {
-        if (!node.alive && node.incarnation === crashed && !node.decommissioned) node.start();
-      });
-    });
+    if (node !== undefined) this.crashSoon(node, 'right after granting a vote', [0, 2]);
   }
 
   private deliver(message: Message): boolean {
