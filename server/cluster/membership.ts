@@ -9,13 +9,8 @@ import { createHash } from 'node:crypto';
 import type { MemberInfo } from '../node/consensus.js';
 import { metaKey, type BatchOp } from '../storage/layout.js';
 
-export interface MemberRecord {
-  readonly id: bigint;
-  readonly name: string;
-  readonly peerUrls: readonly string[];
-  readonly clientUrls: readonly string[];
-  readonly isLearner: boolean;
-}
+/** One member as the registry records it (the same shape `member list` shows). */
+export type MemberRecord = MemberInfo;
 
 /** Context carried by a conf-change entry that adds a member. */
 export interface AddContext {

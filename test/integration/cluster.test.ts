@@ -346,6 +346,27 @@ describe('a 3-member cluster', () => {
     });
   });
 
+  it('hands leadership over before a leader stops on SIGTERM, so writes see no election gap', async () => {
+    // Goal: a graceful stop of the leader transfers leadership first (etcd does the same), so the others have a leader at once.
+    await withCluster({ members: 3 }, async (cluster) => {
+      const leader = await cluster.leader();
+      const followers = followersOf(cluster, leader);
+      await cluster.kill(leader, 'SIGTERM');
+      // A transfer needs no election timeout: the survivors name a new leader right away.
+      const started = Date.now();
+      const next = await waitUntil('the survivors to name a new leader', async () => {
+        const statuses = await Promise.all(followers.map((m) => cluster.status(m).catch(() => undefined)));
+        const leaders = new Set(statuses.map((s) => s?.leader ?? 0n));
+        const [only] = [...leaders];
+        return leaders.size === 1 && only !== undefined && only !== 0n ? only : undefined;
+      }, 10_000, 50);
+      expect(next).not.toBe(0n);
+      expect(Date.now() - started).toBeLessThan(cluster.electionTimeoutMs * 3);
+      if (cluster.target === 'gavel') expect(leader.logs()).toContain('handed leadership over before stopping');
+      await cluster.ctl(['put', 'term/after', 'ok'], { via: followers[0] as ClusterMember });
+    });
+  });
+
   it('keeps a kept-alive lease across a leader kill and expires an abandoned one within TTL + election timeout + a margin', async () => {
     // Goal: a failover neither expires a lease that is kept alive nor keeps an abandoned one alive for long.
     const keptTtlSeconds = 4;

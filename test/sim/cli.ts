@@ -129,7 +129,6 @@ function main(): void {
     }
   }
   const seconds = (performance.now() - started) / 1000;
-  console.log('oldCommits', (globalThis as any).oldCommits, 'danger', (globalThis as any).danger);
   const variant = cli.faults === undefined ? '' : `, broken core: ${cli.faults}`;
   console.log(`\n${ran} seeds (${cli.start}..${cli.start + ran - 1}), ${cli.members} members${variant}: ${ran - failures.length} ok, ${failures.length} failed`);
   console.log(`${seconds.toFixed(1)} s, ${(ran / seconds).toFixed(1)} seeds/s, ${ticks} ticks, ${operations} client ops checked${unknown > 0 ? `, ${unknown} seeds with linearizability unknown (budget)` : ''}`);

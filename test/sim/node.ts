@@ -238,10 +238,6 @@ export class SimNode {
     }
     this.storage.append(ready.entries);
     if (ready.hardState !== undefined) this.storage.setHardState(ready.hardState);
-    if (ready.hardState !== undefined && this.role === 'leader') {
-      const log = this.raw.internals.raft.log;
-      if (log.term(ready.hardState.commit) !== this.raw.internals.raft.term) { (globalThis as any).oldCommits = ((globalThis as any).oldCommits ?? 0) + 1; }
-    }
     if (ready.hardState !== undefined && this.role === 'leader' && ready.committedEntries.length > 0) this.env.onLeaderCommit(this);
     this.env.send(ready.messagesAfterPersist);
     if (ready.committedEntries.length > 0) this.apply(ready.committedEntries);

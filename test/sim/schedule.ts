@@ -16,8 +16,8 @@ export const FAULT_VARIANTS: readonly FaultVariant[] = [
   'commitOldTermEntries', 'forgetVote', 'grantVoteToShorterLog', 'readIndexWithoutHeartbeat',
 ];
 
-export type ProfileName = 'swarm' | 'churn' | 'crashVotes' | 'staleLeader';
-export const PROFILES: readonly ProfileName[] = ['swarm', 'churn', 'crashVotes', 'staleLeader'];
+export type ProfileName = 'swarm' | 'churn' | 'figure8' | 'crashVotes' | 'staleLeader';
+export const PROFILES: readonly ProfileName[] = ['swarm', 'churn', 'figure8', 'crashVotes', 'staleLeader'];
 
 /** The profile used when none is given: targeted ones for the broken variants. */
 export function defaultProfile(faults: FaultVariant | undefined): ProfileName {
@@ -25,6 +25,7 @@ export function defaultProfile(faults: FaultVariant | undefined): ProfileName {
     case undefined:
       return 'swarm';
     case 'commitOldTermEntries':
+      return 'figure8';
     case 'grantVoteToShorterLog':
       return 'churn';
     case 'forgetVote':
@@ -121,8 +122,7 @@ export function drawSchedule(random: Prng, profile: ProfileName, members: number
     thinkMaxUnits: random.range(5, 40),
     logReadShare: random.float() * 0.5,
   };
-  const o = process.env['SIM_OVERRIDE'] ? JSON.parse(process.env['SIM_OVERRIDE']) : {};
-  return { ...drawProfile(random, profile, members, base), ...o };
+  return drawProfile(random, profile, members, base);
 }
 
 function drawProfile(random: Prng, profile: ProfileName, members: number, base: Schedule): Schedule {
@@ -145,6 +145,21 @@ function drawProfile(random: Prng, profile: ProfileName, members: number, base: 
         thinkMaxUnits: random.range(3, 15),
         clients: random.range(3, members + 3),
         giveUpTicks: random.range(30, 100),
+      };
+    case 'figure8':
+      // Raft's Figure 8: leaders crash right after winning (before their entries spread) and
+      // right after committing (before the commit spreads), restart quickly, and send one entry
+      // per message, so that leaders with old-term entries and logs with conflicting newer
+      // entries are common. Long runs: the pattern needs several leader changes in a row.
+      return {
+        ...base,
+        faultTicks: random.range(300, 500),
+        crashPerTick: 0,
+        partitionPerTick: 0,
+        downTicks: [1, 5],
+        crashNewLeaderRate: 0.9,
+        crashAfterCommitRate: 0.5,
+        maxSizePerMsg: 1,
       };
     case 'crashVotes':
       // Elections all the time and members that crash and restart quickly in the middle of them.

@@ -204,11 +204,6 @@ class Simulation {
       onConfChange: (member, confState) => this.onConfChange(member, confState),
       onLeader: (member) => this.onNewLeader(member),
       onLeaderCommit: (member) => {
-        const log = member.raw.internals.raft.log; const c = log.committed;
-        if (log.term(c) !== member.term()) {
-          for (const other of this.nodes.values()) { if (other === member || !other.alive) continue; const ol = other.raw.internals.raft.log;
-            for (let j = Math.max(ol.firstIndex(), log.firstIndex()); j <= Math.min(c, ol.lastIndex()); j++) { const t = ol.term(j); if (t !== undefined && t > (log.term(j) ?? 0)) { (globalThis as any).danger = ((globalThis as any).danger ?? 0) + 1; this.trace?.(`DANGER n${other.id} has term ${t} at ${j}`); break; } } }
-        }
         if (!this.healed && this.faultRandom.chance(this.schedule.crashAfterCommitRate)) this.crashSoon(member, 'right after committing', [1, 20]);
       },
     }, this.nodeRandom.fork(), TICK_UNITS);
