@@ -64,6 +64,8 @@ interface LeaseState {
    * record remaining TTL from this, so repeated failovers cannot stack their graces.
    */
   baseExpiryMs?: number;
+  /** Leader only: a checkpoint with this lease's remaining TTL was handed out and may not have applied yet. */
+  checkpointPending?: boolean;
 }
 
 /**
@@ -225,6 +227,7 @@ export class Lessor {
       // Rounded down, so every checkpoint after any elapsed time lowers the value: a new leader's
       // grace (at least one second) covers the rounding, so no lease expires early.
       result.push({ id: lease.id, remainingTtlSeconds: Math.max(1, Math.floor((base - now) / 1000)) });
+      lease.checkpointPending = true;
     }
     return result;
   }
@@ -261,8 +264,12 @@ export class Lessor {
    */
   takeStaleCheckpoint(id: bigint): boolean {
     const lease = this.leasesById.get(id);
-    if (lease === undefined || lease.remainingTtlSeconds === 0) return false;
+    // A checkpoint still in flight counts too: it was computed before this renew and would
+    // otherwise apply after it, leaving a stale remaining TTL for the next leader. The clear is
+    // proposed after that checkpoint, so the log applies them in that order.
+    if (lease === undefined || (lease.remainingTtlSeconds === 0 && lease.checkpointPending !== true)) return false;
     lease.remainingTtlSeconds = 0;
+    lease.checkpointPending = false;
     return true;
   }
 

@@ -225,14 +225,27 @@ export class RaftNode implements Consensus {
 
   /** Keep-alives are served by the leader: locally when this is it, else forwarded. */
   async renewLease(id: bigint, signal?: AbortSignal): Promise<number> {
-    if (this.isLeader()) {
-      await this.waitApplied(this.rawNode.status().commit);
-      const ttl = this.options.machine.lessor.renew(id);
-      if (this.options.machine.lessor.takeStaleCheckpoint(id)) this.clearCheckpoint(id);
-      return ttl;
+    // Like etcd, a keep-alive that meets an election waits for the new leader (bounded) rather
+    // than failing: a failover must not cost a client its lease.
+    const deadline = Date.now() + this.requestTimeoutMs;
+    for (;;) {
+      if (this.leader === NONE) await this.waitForLeader(signal);
+      if (this.isLeader()) {
+        await this.waitApplied(this.rawNode.status().commit);
+        const ttl = this.options.machine.lessor.renew(id);
+        if (this.options.machine.lessor.takeStaleCheckpoint(id)) this.clearCheckpoint(id);
+        return ttl;
+      }
+      const leader = this.leader;
+      try {
+        return await this.options.network.leaseRenew(leader, id, signal);
+      } catch (error) {
+        // The lease's own answers are final; a failed hop to a leader that just went away is retried.
+        if (error instanceof GavelError && error.code === 'LeaseNotFound') throw error;
+        if (Date.now() >= deadline || signal?.aborted) throw error;
+        await sleep(this.options.heartbeatIntervalMs);
+      }
     }
-    if (this.leader === NONE) throw new GavelError('NoLeader');
-    return this.options.network.leaseRenew(this.leader, id, signal);
   }
 
   async leaseTimeToLive(id: bigint, keys: boolean, signal?: AbortSignal): Promise<{ ttl: number; grantedTtl: number; keys: Uint8Array[] }> {

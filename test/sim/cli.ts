@@ -113,6 +113,7 @@ function main(): void {
   const started = performance.now();
   const failures: SimResult[] = [];
   let unknown = 0;
+  const selfAddressed: number[] = [];
   let operations = 0;
   let ticks = 0;
   let ran = 0;
@@ -122,6 +123,7 @@ function main(): void {
     operations += result.stats.operations;
     ticks += result.stats.ticks;
     if (result.stats.checkerUnknown) unknown++;
+    if (result.stats.selfAddressed > 0) selfAddressed.push(seed);
     if (!result.ok) {
       failures.push(result);
       reportFailure(result);
@@ -132,6 +134,9 @@ function main(): void {
   const variant = cli.faults === undefined ? '' : `, broken core: ${cli.faults}`;
   console.log(`\n${ran} seeds (${cli.start}..${cli.start + ran - 1}), ${cli.members} members${variant}: ${ran - failures.length} ok, ${failures.length} failed`);
   console.log(`${seconds.toFixed(1)} s, ${(ran / seconds).toFixed(1)} seeds/s, ${ticks} ticks, ${operations} client ops checked${unknown > 0 ? `, ${unknown} seeds with linearizability unknown (budget)` : ''}`);
+  if (selfAddressed.length > 0) {
+    console.log(`core bug worked around in ${selfAddressed.length} seeds (first: ${selfAddressed[0]}): a ReadIndex request forwarded back to its own sender (message from self) was dropped`);
+  }
   if (failures.length > 0) {
     const kinds = new Map<string, number>();
     for (const f of failures) kinds.set(f.violation!.kind, (kinds.get(f.violation!.kind) ?? 0) + 1);

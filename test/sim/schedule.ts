@@ -37,6 +37,8 @@ export function defaultProfile(faults: FaultVariant | undefined): ProfileName {
 
 export interface Schedule {
   readonly profile: ProfileName;
+  /** The parameter set actually drawn (a swarm seed may draw a targeted one). */
+  readonly flavor: ProfileName;
   readonly electionTicks: number;
   readonly heartbeatTicks: number;
   /** Length of the fault phase. */
@@ -85,6 +87,7 @@ export function drawSchedule(random: Prng, profile: ProfileName, members: number
   const on = (p: number): boolean => random.chance(p);
   const base: Schedule = {
     profile,
+    flavor: 'swarm',
     electionTicks: 6,
     heartbeatTicks: 1,
     faultTicks: random.range(60, 140),
@@ -127,12 +130,18 @@ export function drawSchedule(random: Prng, profile: ProfileName, members: number
 
 function drawProfile(random: Prng, profile: ProfileName, members: number, base: Schedule): Schedule {
   switch (profile) {
-    case 'swarm':
-      return base;
+    case 'swarm': {
+      // Swarm testing: most seeds get the random base mix, the others one targeted profile.
+      const roll = random.float();
+      const targeted: readonly ProfileName[] = ['churn', 'figure8', 'crashVotes', 'staleLeader'];
+      if (roll < 0.5) return base;
+      return drawProfile(random, targeted[Math.floor((roll - 0.5) * 2 * targeted.length)]!, members, base);
+    }
     case 'churn':
       // Leaders come and go while entries are in flight: crashes, partitions, lossy links.
       return {
         ...base,
+        flavor: 'churn',
         network: { ...base.network, dropRate: 0.05 + random.float() * 0.15, delayMax: random.range(5, 30) },
         crashPerTick: 0.01 + random.float() * 0.03,
         downTicks: [1, random.range(5, 30)],
@@ -153,6 +162,7 @@ function drawProfile(random: Prng, profile: ProfileName, members: number, base: 
       // entries are common. Long runs: the pattern needs several leader changes in a row.
       return {
         ...base,
+        flavor: 'figure8',
         faultTicks: random.range(300, 500),
         crashPerTick: 0,
         partitionPerTick: 0,
@@ -165,6 +175,8 @@ function drawProfile(random: Prng, profile: ProfileName, members: number, base: 
       // Elections all the time and members that crash and restart quickly in the middle of them.
       return {
         ...base,
+        flavor: 'crashVotes',
+        electionTicks: 3, faultTicks: random.range(150, 250),
         network: { ...base.network, delayMax: random.range(5, 20) },
         crashPerTick: 0.05 + random.float() * 0.1,
         downTicks: [0, random.range(2, 8)],
@@ -179,6 +191,7 @@ function drawProfile(random: Prng, profile: ProfileName, members: number, base: 
       // it keeps believing it leads while the others elect a successor and take writes.
       return {
         ...base,
+        flavor: 'staleLeader',
         network: { ...base.network, dropRate: 0, duplicateRate: 0, delayMax: random.range(2, 8) },
         crashPerTick: 0,
         leaderBias: 1,
@@ -198,7 +211,7 @@ export function describeSchedule(s: Schedule): string {
   const n = s.network;
   const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
   return [
-    `profile ${s.profile}: fault phase ${s.faultTicks} ticks, heal budget ${s.healTicks} ticks`,
+    `profile ${s.profile}${s.flavor === s.profile ? '' : ` (${s.flavor})`}: fault phase ${s.faultTicks} ticks, heal budget ${s.healTicks} ticks`,
     `network drop ${pct(n.dropRate)} dup ${pct(n.duplicateRate)} delay ${n.delayMin}..${n.delayMax}u spikes ${pct(n.spikeRate)} up to ${n.spikeMax}u`,
     `crash ${pct(s.crashPerTick)}/tick down ${s.downTicks[0]}..${s.downTicks[1]} ticks; partition ${pct(s.partitionPerTick)}/tick for ${s.partitionTicks[0]}..${s.partitionTicks[1]} ticks; leader bias ${pct(s.leaderBias)}`,
     `clock skew ${pct(s.skewPerTick)}/tick in ${s.tickUnitsRange[0]}..${s.tickUnitsRange[1]}u/tick; transfers ${pct(s.transferPerTick)}/tick; fsync 0..${s.fsyncMaxUnits}u; crash after a vote ${pct(s.crashAfterVoteRate)}, new leader crash ${pct(s.crashNewLeaderRate)}, crash after commit ${pct(s.crashAfterCommitRate)}`,

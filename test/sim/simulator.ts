@@ -52,6 +52,8 @@ export interface SimStats {
   checkerStates: number;
   /** True when the linearizability search ran out of budget (result unknown). */
   checkerUnknown: boolean;
+  /** Messages a member addressed to itself, dropped (a core bug; see network.ts). */
+  selfAddressed: number;
 }
 
 export interface SimResult {
@@ -94,7 +96,7 @@ class Simulation {
   private stableLeaderSeen = false;
   private readonly stats: SimStats = {
     ticks: 0, messages: 0, dropped: 0, crashes: 0, partitions: 0, elections: 0, confChanges: 0,
-    operations: 0, indeterminate: 0, checkerStates: 0, checkerUnknown: false,
+    operations: 0, indeterminate: 0, checkerStates: 0, checkerUnknown: false, selfAddressed: 0,
   };
   // Randomness streams, one per concern, so that changing one kind of fault leaves the others'
   // draws alone.
@@ -137,6 +139,7 @@ class Simulation {
     this.stats.ticks = Math.round(this.queue.now / TICK_UNITS);
     this.stats.messages = this.network.sent;
     this.stats.dropped = this.network.dropped;
+    this.stats.selfAddressed = this.network.selfAddressed;
     this.stats.elections = this.monitor.leaderElections;
     const violation = this.monitor.violation;
     if (violation !== undefined) this.trace?.(`VIOLATION ${violation.kind}: ${violation.message}`);
@@ -431,7 +434,7 @@ class Simulation {
     if (kind === 0 || (leader !== undefined && r.chance(this.schedule.leaderBias))) {
       const isolated = leader !== undefined && r.chance(this.schedule.leaderBias) ? leader.id : r.pick(ids);
       this.network.partition([[isolated], ids.filter((id) => id !== isolated)]);
-      if (this.schedule.profile === 'staleLeader' && leader !== undefined && isolated === leader.id) {
+      if (this.schedule.flavor === 'staleLeader' && leader !== undefined && isolated === leader.id) {
         // Slow the isolated leader's clock: it notices the lost quorum late (CheckQuorum).
         leader.tickUnits = TICK_UNITS * 3;
       }
@@ -454,7 +457,7 @@ class Simulation {
     this.queue.after(ticks * TICK_UNITS, () => {
       if (this.healed || this.stats.partitions !== partitions) return;
       this.network.heal();
-      for (const node of this.nodes.values()) if (this.schedule.profile === 'staleLeader') node.tickUnits = TICK_UNITS;
+      for (const node of this.nodes.values()) if (this.schedule.flavor === 'staleLeader') node.tickUnits = TICK_UNITS;
       this.trace?.('fault: partition healed');
     });
   }

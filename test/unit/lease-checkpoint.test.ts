@@ -74,4 +74,19 @@ describe('lease checkpoints', () => {
     clock.advance(ELECTION_MS);
     expect(lessor.expiredLeases(10)).toEqual([7n]);
   });
+
+  it('a renew between a checkpoint\'s proposal and its apply still clears it (the clear applies after)', () => {
+    const clock = new ManualClock(0);
+    const lessor = new Lessor({ clock, minTtlSeconds: 1 });
+    lessor.promote(0);
+    lessor.grant(9n, TTL_SECONDS);
+    clock.advance(7000);
+    const inFlight = lessor.checkpoints(); // proposed, not applied yet
+    lessor.renew(9n);
+    expect(lessor.takeStaleCheckpoint(9n)).toBe(true);
+    // Log order: the stale checkpoint applies, then the clear proposed after it.
+    for (const c of inFlight) lessor.checkpoint(c.id, c.remainingTtlSeconds);
+    lessor.checkpoint(9n, 0);
+    expect(lessor.snapshot()[0]!.remainingTtlSeconds).toBe(0);
+  });
 });
