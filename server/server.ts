@@ -20,6 +20,10 @@ import { bootstrapNewCluster, confStateOf, identityOps, loadIdentity, restoreRaf
 import { discoverIdentity } from './cluster/join.js';
 import { PeerTransport } from './transport/transport.js';
 import { serviceDefinition } from './proto.js';
+import { MemberMetrics } from './metrics/registry.js';
+import { instrumentService } from './metrics/grpc.js';
+import { serveMetrics } from './metrics/http.js';
+import type { Server as HttpServer } from 'node:http';
 import type { ApiContext } from './api/context.js';
 import { kvService } from './api/kv.js';
 import { leaseService } from './api/lease.js';
@@ -32,6 +36,7 @@ const LEASE_EXPIRY_INTERVAL_MS = 250;
 const WATCH_TICK_INTERVAL_MS = 100;
 const PUBLISH_RETRY_MS = 500;
 const PUBLISH_WAIT_MS = 10_000;
+const HEALTH_READ_TIMEOUT_MS = 1000;
 /** Leases per checkpoint entry (etcd's limit too). */
 const LEASE_CHECKPOINT_BATCH = 1000;
 /** etcd revokes at most this many expired leases per second, so an expiry storm cannot swamp the log. */
@@ -57,6 +62,8 @@ export class Member {
     private readonly grpcServer: grpc.Server,
     readonly clientAddresses: readonly string[],
     readonly clientUrls: readonly string[],
+    private readonly httpServers: readonly HttpServer[],
+    private readonly metrics: MemberMetrics,
   ) {}
 
   static async start(config: Config, logger: Logger, events: MemberEvents = {}, clock: Clock = systemClock): Promise<Member> {
@@ -93,6 +100,16 @@ export class Member {
       { clock, maxResponseBytes: config.maxRequestBytes, progressIntervalMs: config.watchProgressNotifyIntervalMs, maxWatchersPerStream: config.maxWatchersPerStream },
     );
     machine.onEvents((revision, changes) => watchHub.notify(revision, [...changes]));
+    const metrics = new MemberMetrics({
+      hasLeader: () => (node?.status().leader ?? 0n) !== 0n,
+      isLeader: () => node?.isLeader() ?? false,
+      commitIndex: () => node?.status().commitIndex ?? 0,
+      appliedIndex: () => machine.appliedIndex,
+      pendingProposals: () => node?.pendingProposals() ?? 0,
+      dbSizeBytes: () => storage.diskSizeBytes(),
+      keyCount: () => machine.store.keyCount,
+    });
+    const hex = (peer: bigint): string => peer.toString(16);
 
     const transport = new PeerTransport({
       memberId: identity.memberId,
@@ -106,6 +123,12 @@ export class Member {
         members: () => machine.membership.list(),
       },
       onUnreachable: (peer) => node?.reportUnreachable(peer),
+      metrics: {
+        sentBytes: (peer, bytes) => metrics.peerSent.inc({ To: hex(peer) }, bytes),
+        receivedBytes: (peer, bytes) => metrics.peerReceived.inc({ From: hex(peer) }, bytes),
+        roundTrip: (peer, seconds) => metrics.peerRoundTrip.observe({ To: hex(peer) }, seconds),
+        peerUnreachable: (peer) => logger.warn('peer unreachable', { peer: hex(peer) }),
+      },
       onSnapshotStatus: (peer, status) => node?.reportSnapshot(peer, status),
     });
     node = new RaftNode({
@@ -131,6 +154,7 @@ export class Member {
         if (isLeader) setImmediate(() => memberRef?.checkpointLeases());
       },
       onRemoved: () => events.onRemoved?.(),
+      metrics,
     });
     await transport.start();
     for (const peer of peers) transport.addPeer(peer.id, peer.peerUrls);
@@ -141,10 +165,25 @@ export class Member {
       'grpc.max_send_message_length': -1,
     });
     const ctx: ApiContext = { config, node, machine, watchHub, logger, diskSizeBytes: () => storage.diskSizeBytes() };
-    addServices(grpcServer, ctx);
+    addServices(grpcServer, ctx, metrics);
     const addresses = await bindAll(grpcServer, config);
     const clientUrls = config.advertiseClientUrls.map((url, i) => withPort(url, addresses[i] ?? addresses[0] ?? ''));
-    const member = new Member(config, logger, storage, machine, node, transport, watchHub, grpcServer, addresses, clientUrls);
+    const startCommit = node.status().commitIndex;
+    const http = await serveMetrics(config.listenMetricsUrls, metrics, {
+      healthy: async () => {
+        if (node === undefined || node.status().leader === 0n) return { ok: false, reason: 'no leader' };
+        // etcd's /health also proves the member can serve a linearizable read.
+        const read = node.readBarrier();
+        const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), HEALTH_READ_TIMEOUT_MS).unref());
+        return Promise.race([read, timeout]).then(
+          () => ({ ok: true, reason: '' }),
+          () => ({ ok: false, reason: 'linearizable read timed out' }),
+        );
+      },
+      ready: () => node !== undefined && node.status().leader !== 0n && machine.appliedIndex >= startCommit,
+    });
+    for (const address of http.addresses) logger.info('serving metrics and health', { address });
+    const member = new Member(config, logger, storage, machine, node, transport, watchHub, grpcServer, addresses, clientUrls, http.servers, metrics);
     memberRef = member;
     node.start();
     member.startLoops();
@@ -233,6 +272,7 @@ export class Member {
     const expired = this.machine.lessor.expiredLeases(limit);
     if (expired.length === 0) return;
     this.logger.info('leases expired', { count: expired.length });
+    this.metrics.leaseExpired.inc(expired.length);
     for (const id of expired) {
       this.node.propose({ lease_revoke: { ID: id.toString() } }).catch((error: unknown) => {
         this.logger.warn('failed to revoke expired lease', { lease: id.toString(16), error });
@@ -260,22 +300,29 @@ export class Member {
       });
     });
     this.watchHub.close();
+    for (const server of this.httpServers) server.close();
     await this.transport.stop();
     await this.storage.close();
     this.logger.info('member stopped');
   }
 }
 
-function addServices(server: grpc.Server, ctx: ApiContext): void {
-  server.addService(serviceDefinition('etcdserverpb.KV'), kvService(ctx));
-  server.addService(serviceDefinition('etcdserverpb.Watch'), watchService(ctx));
-  server.addService(serviceDefinition('etcdserverpb.Lease'), leaseService(ctx));
-  server.addService(serviceDefinition('etcdserverpb.Maintenance'), maintenanceService(ctx));
-  server.addService(serviceDefinition('etcdserverpb.Cluster'), clusterService(ctx));
-  // Declared now so clients get UNIMPLEMENTED (not "unknown service") until their handlers land.
-  server.addService(serviceDefinition('etcdserverpb.Auth'), {});
-  server.addService(serviceDefinition('v3lockpb.Lock'), {});
-  server.addService(serviceDefinition('v3electionpb.Election'), {});
+function addServices(server: grpc.Server, ctx: ApiContext, metrics: MemberMetrics): void {
+  const services: [string, grpc.UntypedServiceImplementation][] = [
+    ['etcdserverpb.KV', kvService(ctx)],
+    ['etcdserverpb.Watch', watchService(ctx)],
+    ['etcdserverpb.Lease', leaseService(ctx)],
+    ['etcdserverpb.Maintenance', maintenanceService(ctx)],
+    ['etcdserverpb.Cluster', clusterService(ctx)],
+    // Declared now so clients get UNIMPLEMENTED (not "unknown service") until their handlers land.
+    ['etcdserverpb.Auth', {}],
+    ['v3lockpb.Lock', {}],
+    ['v3electionpb.Election', {}],
+  ];
+  for (const [name, implementation] of services) {
+    const definition = serviceDefinition(name);
+    server.addService(definition, instrumentService(definition, implementation, metrics));
+  }
 }
 
 /** Who this member is: from disk on a restart, from --initial-cluster for a new cluster, from peers when joining. */

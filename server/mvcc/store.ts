@@ -130,6 +130,11 @@ export class MvccStore {
     return this.#compactedRevision;
   }
 
+  /** Keys with any version held, live or deleted but not yet compacted (etcd_debugging_mvcc_keys_total). */
+  get keyCount(): number {
+    return this.#keys.size;
+  }
+
   /** Approximate bytes of history held (Status dbSize). */
   get sizeBytes(): number {
     return this.#sizeBytes;

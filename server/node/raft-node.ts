@@ -25,6 +25,7 @@ import { encodeAddContext, memberIdFor, type Membership } from '../cluster/membe
 import type { Consensus, MemberInfo, NodeStatus } from './consensus.js';
 import { deferred, type Deferred } from './deferred.js';
 import { ShellStorage } from './shell-storage.js';
+import type { MemberMetrics } from '../metrics/registry.js';
 
 /** What the node needs from the peer transport. */
 export interface PeerNetwork {
@@ -58,6 +59,7 @@ export interface RaftNodeOptions {
   readonly onLeaderChange?: (leader: bigint, isLeader: boolean) => void;
   /** Called once when this member has been removed from the cluster. */
   readonly onRemoved?: () => void;
+  readonly metrics?: MemberMetrics;
 }
 
 interface Waiter {
@@ -76,6 +78,8 @@ interface ReadRequest {
 const MAX_CATCH_UP_ENTRIES = 5000;
 /** A ReadIndex request unanswered this long is issued again (the leader may have dropped it). */
 const READ_RETRY_MS = 500;
+/** etcd warns about disk writes and applies slower than this. */
+const SLOW_MS = 100;
 
 export class RaftNode implements Consensus {
   private readonly rawNode: RawNode;
@@ -206,6 +210,10 @@ export class RaftNode implements Consensus {
 
   leaderId(): bigint {
     return this.leader;
+  }
+
+  pendingProposals(): number {
+    return this.waiters.size;
   }
 
   private checkpointClears = new Set<bigint>();
@@ -423,7 +431,13 @@ export class RaftNode implements Consensus {
       for (let index = newLast + 1; index <= storage.lastIndex(); index++) ops.push({ type: 'del', space: 'log', key: u64Key(index) });
     }
     if (ready.hardState) ops.push(raftOps.hardState(ready.hardState));
-    if (ops.length > 0) await this.options.storage.write(ops, ready.mustSync);
+    if (ops.length > 0) {
+      const started = performance.now();
+      await this.options.storage.write(ops, ready.mustSync);
+      const ms = performance.now() - started;
+      if (ready.mustSync) this.options.metrics?.walFsync.observe(ms / 1000);
+      if (ms > SLOW_MS) this.options.logger.warn('slow fsync', { tookMs: Math.round(ms), entries: ready.entries.length });
+    }
     storage.append(ready.entries);
     if (ready.hardState) storage.setHardState(ready.hardState);
   }
@@ -447,6 +461,7 @@ export class RaftNode implements Consensus {
     const ops: BatchOp[] = [];
     const results: { id: bigint; data: Uint8Array; result: ApplyResult }[] = [];
     const confApplied: ConfChange[] = [];
+    const applyStarted = performance.now();
     for (const entry of entries) {
       if (entry.index <= machine.appliedIndex) continue;
       if (entry.type === 'confChange') {
@@ -462,7 +477,14 @@ export class RaftNode implements Consensus {
       results.push({ id: applied.requestId, data: entry.data, result: applied.result });
     }
     ops.push(metaOps.appliedIndex(machine.appliedIndex));
+    const applyMs = performance.now() - applyStarted;
+    if (applyMs > SLOW_MS) {
+      this.options.metrics?.slowApply.inc();
+      this.options.logger.warn('slow apply', { tookMs: Math.round(applyMs), entries: entries.length });
+    }
+    const writeStarted = performance.now();
     await this.options.storage.write(ops, false);
+    this.options.metrics?.backendCommit.observe((performance.now() - writeStarted) / 1000);
     for (const { id, data, result } of results) this.resolveWaiter(id, data, result);
     for (const change of confApplied) this.afterConfChange(change);
   }
@@ -479,6 +501,7 @@ export class RaftNode implements Consensus {
   private failWaiter(id: bigint, error: GavelError): void {
     const waiter = this.waiters.get(id);
     if (waiter === undefined) return;
+    this.options.metrics?.proposalsFailed.inc();
     this.waiters.delete(id);
     clearTimeout(waiter.timer);
     waiter.deferred.reject(error);
@@ -527,6 +550,7 @@ export class RaftNode implements Consensus {
     this.leader = soft.leader;
     this.role = soft.role;
     if (soft.leader !== previousLeader) {
+      if (soft.leader !== NONE) this.options.metrics?.leaderChanges.inc();
       this.options.logger.info(soft.leader === NONE ? 'lost leader' : soft.leader === this.options.memberId ? 'became leader' : 'leader changed', {
         leader: soft.leader.toString(16),
         term: this.rawNode.status().term,

@@ -7,6 +7,14 @@
  * meets a return whose call it could not linearize. Lowe's memoization prunes every
  * configuration (set of linearized operations, model state) that was seen before.
  *
+ * Indeterminate operations stay pending forever, which multiplies configurations; three sound
+ * reductions keep that in check (see Search): a configuration is subsumed by one with the same
+ * completed ops and state and a subset of the indeterminate ones; an op that overwrites the
+ * effect of the indeterminate op just before it is not tried there (that configuration is
+ * subsumed); identical pending indeterminate ops are tried only once. Still, a history with
+ * many indeterminate writes per key that is NOT linearizable can exhaust the budget: the answer
+ * is then `unknown`, never a guess. Keep per-key histories short (a few hundred ops).
+ *
  * The checker is generic over a Model and knows nothing of keys: P-compositionality is the
  * caller's job (split a KV history per key with `partitionBy` and check each part; a history
  * is linearizable iff every part is).

@@ -8,6 +8,7 @@
  *                    grantVoteToShorterLog | readIndexWithoutHeartbeat
  *   --profile <p>    fault schedule: swarm | churn | crashVotes | staleLeader (default: swarm,
  *                    or the variant's targeted profile with --faults)
+ *   --strict         no workarounds for known core bugs: they count as violations
  *   --stop-on-failure  stop at the first failing seed
  * Exit code 1 on any violation.
  */
@@ -22,11 +23,12 @@ interface CliOptions {
   faults: FaultVariant | undefined;
   profile: ProfileName | undefined;
   verbose: number;
+  strict: boolean;
   stopOnFailure: boolean;
 }
 
 function parseArgs(argv: readonly string[]): CliOptions {
-  const options: CliOptions = { seeds: 1000, start: 1, seed: undefined, members: 3, faults: undefined, profile: undefined, verbose: 0, stopOnFailure: false };
+  const options: CliOptions = { seeds: 1000, start: 1, seed: undefined, members: 3, faults: undefined, profile: undefined, verbose: 0, strict: false, stopOnFailure: false };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const value = (): string => {
@@ -67,6 +69,7 @@ function parseArgs(argv: readonly string[]): CliOptions {
         options.verbose = next !== undefined && /^\d+$/.test(next) ? (i++, Number(next)) : 1;
         break;
       }
+      case '--strict': options.strict = true; break;
       case '--stop-on-failure': options.stopOnFailure = true; break;
       case '--help': case '-h': usage(); break;
       default: usage(`unknown option ${arg}`);
@@ -77,7 +80,7 @@ function parseArgs(argv: readonly string[]): CliOptions {
 
 function usage(error?: string): never {
   if (error !== undefined) console.error(`test:sim: ${error}`);
-  console.error('usage: npm run test:sim -- [--seeds N] [--start S] [--seed N [--verbose [2]]] [--members 3|5] [--faults <variant>] [--profile <profile>] [--stop-on-failure]');
+  console.error('usage: npm run test:sim -- [--seeds N] [--start S] [--seed N [--verbose [2]]] [--members 3|5] [--faults <variant>] [--profile <profile>] [--strict] [--stop-on-failure]');
   process.exit(error === undefined ? 0 : 2);
 }
 
@@ -88,6 +91,7 @@ function simOptions(cli: CliOptions, seed: number): SimOptions {
     verbose: cli.verbose,
     ...(cli.faults === undefined ? {} : { faults: cli.faults }),
     ...(cli.profile === undefined ? {} : { profile: cli.profile }),
+    ...(cli.strict ? { strict: true } : {}),
   };
 }
 
@@ -104,7 +108,8 @@ function main(): void {
     const result = runSimulation(simOptions(cli, cli.seed));
     if (result.ok) {
       const s = result.stats;
-      console.log(`ok seed ${result.seed}: ${s.ticks} ticks, ${s.messages} messages (${s.dropped} lost), ${s.crashes} crashes, ${s.partitions} partitions, ${s.elections} elections, ${s.operations} ops (${s.indeterminate} indeterminate)${s.checkerUnknown ? ', linearizability UNKNOWN (budget)' : ''}`);
+      console.log(`ok seed ${result.seed}: ${s.ticks} ticks, ${s.messages} messages (${s.dropped} lost), ${s.crashes} crashes, ${s.partitions} partitions, ${s.elections} elections, ${s.confChanges} conf changes, ${s.operations} ops (${s.indeterminate} indeterminate)${s.checkerUnknown ? ', linearizability UNKNOWN (budget)' : ''}`);
+      if (s.selfAddressed > 0) console.log(`  core bug worked around: ${s.selfAddressed} ReadIndex request(s) forwarded back to their own sender were dropped`);
     } else {
       reportFailure(result);
     }
@@ -135,7 +140,7 @@ function main(): void {
   console.log(`\n${ran} seeds (${cli.start}..${cli.start + ran - 1}), ${cli.members} members${variant}: ${ran - failures.length} ok, ${failures.length} failed`);
   console.log(`${seconds.toFixed(1)} s, ${(ran / seconds).toFixed(1)} seeds/s, ${ticks} ticks, ${operations} client ops checked${unknown > 0 ? `, ${unknown} seeds with linearizability unknown (budget)` : ''}`);
   if (selfAddressed.length > 0) {
-    console.log(`core bug worked around in ${selfAddressed.length} seeds (first: ${selfAddressed[0]}): a ReadIndex request forwarded back to its own sender (message from self) was dropped`);
+    console.log(`core bug worked around in ${selfAddressed.length} seeds (first: ${selfAddressed[0]}; see it with --strict): a ReadIndex request forwarded back to its own sender (message from self) was dropped`);
   }
   if (failures.length > 0) {
     const kinds = new Map<string, number>();

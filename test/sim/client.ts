@@ -6,7 +6,7 @@
  * request is recorded for the linearizability checker with invoke and completion stamps taken
  * from one global counter, so real-time order in the history is exact.
  */
-import { NONE, type NodeId } from '../../server/raft/index.js';
+import { NONE, assertNever, type NodeId } from '../../server/raft/index.js';
 import type { KvOp, Operation, Outcome, RegisterOp } from '../checker/linearizability.js';
 import type { EventQueue } from './event-queue.js';
 import type { KvRequest } from './kv.js';
@@ -165,6 +165,8 @@ export class SimClient {
       case 'cas':
         op = { type: 'cas', expected: request.expected, value: request.value, succeeded: result?.type === 'cas' ? result.succeeded : undefined };
         break;
+      default:
+        assertNever(request, 'request');
     }
     this.history.push({
       op: { ...op, key: request.key },
@@ -192,5 +194,7 @@ function describeRequest(request: KvRequest, viaReadIndex: boolean): string {
       return `#${request.client}.${request.seq} get ${request.key}${viaReadIndex ? ' (readIndex)' : ' (log)'}`;
     case 'cas':
       return `#${request.client}.${request.seq} cas ${request.key} ${request.expected ?? 'nil'}->${request.value}`;
+    default:
+      return assertNever(request, 'request');
   }
 }

@@ -8,7 +8,7 @@
  * (with its applied index) in the same ordered stream as the Raft log and hard state, so the
  * durable applied index never runs ahead of the durable log.
  */
-import { assert, type ConfState, type Entry, type HardState, type Snapshot } from '../../server/raft/index.js';
+import { assert, assertNever, type ConfState, type Entry, type HardState, type Snapshot } from '../../server/raft/index.js';
 import { KvStateMachine } from './kv.js';
 import type { Prng } from './prng.js';
 
@@ -96,6 +96,8 @@ export class SimDisk {
           this.machine.applyEntry(entry, confState);
         }
         return;
+      default:
+        assertNever(write, 'disk write');
     }
   }
 

@@ -5,7 +5,7 @@
  * a retry that commits twice is answered from that table and changes nothing, and an older seq
  * (abandoned by its client) that commits late is ignored.
  */
-import { assert } from '../../server/raft/index.js';
+import { assert, assertNever } from '../../server/raft/index.js';
 import type { ConfState, Entry } from '../../server/raft/index.js';
 
 export type KvRequest =
@@ -106,6 +106,8 @@ export class KvStateMachine {
         if (succeeded) this.kv.set(request.key, request.value);
         return { type: 'cas', succeeded };
       }
+      default:
+        return assertNever(request, 'request');
     }
   }
 

@@ -38,6 +38,8 @@ const CRASH_LOSES_IN_FLIGHT = 0.5;
 
 export class SimNetwork {
   settings: NetworkSettings = IDEAL_NETWORK;
+  /** False to deliver self-addressed messages anyway (and let the core assert). */
+  dropSelfAddressed = true;
   /** Directed links that are cut, as `${from}>${to}`. */
   private readonly cut = new Set<string>();
   /** Members cut off from everyone (decommissioned): their traffic is refused. */
@@ -93,7 +95,7 @@ export class SimNetwork {
       this.hooks.lost(message, 'dropped');
       return;
     }
-    if (message.from === message.to) {
+    if (message.from === message.to && this.dropSelfAddressed) {
       // Workaround for a core bug: a follower forwards a ReadIndex request to its leader with
       // the original requester as `from`; when that requester is the leader itself, the leader
       // gets a message "from itself" and RawNode.step asserts. Such a message is dropped here

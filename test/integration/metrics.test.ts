@@ -1,0 +1,82 @@
+// Goal: a member serves /metrics in Prometheus text format with etcd's metric names, and /health, /livez, /readyz as etcd and Kubernetes expect.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { etcdctl, startMember, stopAllMembers, targetFromEnv, type Member } from '../helpers/gavel.js';
+
+interface Sample {
+  readonly name: string;
+  readonly labels: Record<string, string>;
+  readonly value: number;
+}
+
+/** A strict parser for the text exposition format: every line is a comment or a sample. */
+function parseExposition(text: string): Sample[] {
+  const samples: Sample[] = [];
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('# HELP ') || line.startsWith('# TYPE ')) continue;
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (-?[0-9.e+-]+|NaN|[+-]Inf)$/.exec(line);
+    if (match === null) throw new Error(`not exposition format: ${JSON.stringify(line)}`);
+    const labels: Record<string, string> = {};
+    for (const pair of (match[3] ?? '').match(/[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*"/g) ?? []) {
+      const eq = pair.indexOf('=');
+      labels[pair.slice(0, eq)] = pair.slice(eq + 2, -1);
+    }
+    samples.push({ name: match[1]!, labels, value: Number(match[4]) });
+  }
+  return samples;
+}
+
+function value(samples: Sample[], name: string, labels: Record<string, string> = {}): number | undefined {
+  return samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
+}
+
+describe.skipIf(targetFromEnv() === 'etcd')('metrics and health endpoints', () => {
+  let member: Member;
+  let base: string;
+
+  beforeAll(async () => {
+    member = await startMember({ name: 'metrics' });
+    const line = member.logs().split('\n').find((l) => l.includes('"serving metrics and health"'));
+    const address = line === undefined ? undefined : (JSON.parse(line) as { address: string }).address;
+    if (address === undefined) throw new Error(`no metrics address in the log:\n${member.logs()}`);
+    base = `http://${address}`;
+  });
+  afterAll(stopAllMembers);
+
+  it('answers /health with etcd JSON, and /livez and /readyz with 200', async () => {
+    const health = await fetch(`${base}/health`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toMatchObject({ health: 'true' });
+    expect((await fetch(`${base}/livez`)).status).toBe(200);
+    expect((await fetch(`${base}/readyz`)).status).toBe(200);
+    expect((await fetch(`${base}/nope`)).status).toBe(404);
+  });
+
+  it('scrapes in exposition format after traffic, with the counters moving', async () => {
+    const before = parseExposition(await (await fetch(`${base}/metrics`)).text());
+    for (let i = 0; i < 5; i++) expect((await etcdctl(member.endpoint, ['put', `m/${i}`, 'v'])).code).toBe(0);
+    expect((await etcdctl(member.endpoint, ['get', '--prefix', 'm/'])).code).toBe(0);
+    // A service not served yet still counts, with its code.
+    await etcdctl(member.endpoint, ['user', 'list']);
+    const response = await fetch(`${base}/metrics`);
+    expect(response.headers.get('content-type')).toContain('text/plain');
+    const after = parseExposition(await response.text());
+
+    expect(value(after, 'etcd_server_has_leader')).toBe(1);
+    expect(value(after, 'etcd_server_is_leader')).toBe(1);
+    expect(value(after, 'etcd_server_leader_changes_seen_total')).toBeGreaterThanOrEqual(1);
+    const put = { grpc_service: 'etcdserverpb.KV', grpc_method: 'Put', grpc_type: 'unary' };
+    expect((value(after, 'grpc_server_handled_total', { ...put, grpc_code: 'OK' }) ?? 0) - (value(before, 'grpc_server_handled_total', { ...put, grpc_code: 'OK' }) ?? 0)).toBe(5);
+    expect(value(after, 'grpc_server_started_total', put)).toBeGreaterThanOrEqual(5);
+    expect(value(after, 'grpc_server_handling_seconds_count', put)).toBeGreaterThanOrEqual(5);
+    expect(value(after, 'grpc_server_handled_total', { grpc_service: 'etcdserverpb.Auth', grpc_code: 'Unimplemented' })).toBeGreaterThanOrEqual(1);
+    expect(value(after, 'etcd_server_proposals_committed_total')! - value(before, 'etcd_server_proposals_committed_total')!).toBeGreaterThanOrEqual(5);
+    expect(value(after, 'etcd_server_proposals_applied_total')).toBeGreaterThanOrEqual(value(before, 'etcd_server_proposals_applied_total')! + 5);
+    expect(value(after, 'etcd_disk_wal_fsync_duration_seconds_count')).toBeGreaterThan(value(before, 'etcd_disk_wal_fsync_duration_seconds_count') ?? 0);
+    expect(value(after, 'etcd_disk_backend_commit_duration_seconds_count')).toBeGreaterThan(0);
+    expect(value(after, 'etcd_debugging_mvcc_keys_total')).toBe(5);
+    expect(value(after, 'etcd_mvcc_db_total_size_in_bytes')).toBeGreaterThan(0);
+    expect(value(after, 'process_resident_memory_bytes')).toBeGreaterThan(0);
+    // Every histogram bucket series ends in +Inf, as Prometheus requires.
+    expect(after.some((s) => s.name === 'etcd_disk_wal_fsync_duration_seconds_bucket' && s.labels['le'] === '+Inf')).toBe(true);
+  });
+});
