@@ -23,7 +23,10 @@ export class ShellStorage extends MemoryStorage {
   override snapshot(): Snapshot {
     const recorded = super.snapshot();
     const applied = this.source.appliedIndex();
-    if (applied <= recorded.metadata.index) return recorded;
+    // A snapshot installed from the leader carries its data; one recorded locally (log
+    // compaction, bootstrap) has none and must be built from the state at the applied index.
+    if (applied < recorded.metadata.index) return recorded;
+    if (applied === recorded.metadata.index && recorded.data.byteLength > 0) return recorded;
     if (this.cached?.metadata.index === applied) return this.cached;
     this.cached = {
       metadata: { index: applied, term: this.term(applied), confState: this.source.confState() },

@@ -78,7 +78,10 @@ export class RawNode {
   step(message: Message): void {
     assert((MESSAGE_TYPES as readonly string[]).includes(message.type), `step: not a peer message type: ${String(message.type)}`);
     assert(message.to === this.raft.id, `step: message to ${message.to} delivered to ${this.raft.id}`);
-    assert(message.from !== this.raft.id, 'step: message from self');
+    // A ReadIndex request keeps its requester as `from` while followers forward it, so it can
+    // come back to the requester after leadership moved there; the leader then serves it
+    // locally (as etcd does). Any other message from ourselves is a bug.
+    assert(message.from !== this.raft.id || message.type === 'readIndex', 'step: message from self');
     this.raft.step(message);
   }
 

@@ -1,8 +1,6 @@
 /**
- * Bugs found while building the simulator, pinned down as small deterministic scenarios.
- * A KNOWN BUG test asserts that the bug is still there, so `npm test` stays green; once the
- * core is fixed it fails, and its last lines show the expected behaviour to assert instead.
- * The simulator works around each bug (see the comment at the workaround) until then.
+ * Bugs found while building the simulator, pinned down as small deterministic scenarios that
+ * fail without their fix.
  */
 import { describe, expect, it } from 'vitest';
 import {
@@ -59,7 +57,7 @@ class Cluster {
 }
 
 describe('raft core bugs found by the simulator', () => {
-  it('KNOWN BUG: a ReadIndex request forwarded back to its sender, now the leader, trips an assertion', () => {
+  it('a ReadIndex request forwarded back to its sender, now the leader, is served locally', () => {
     // Goal: a follower's ReadIndex request that reaches a member after leadership moved back to
     // the requester is forwarded with the requester as `from`, i.e. to itself; RawNode.step then
     // asserts "message from self" (npm run test:sim -- --seed 2429 --members 3 --strict). etcd
@@ -80,15 +78,14 @@ describe('raft core bugs found by the simulator', () => {
     expect(cluster.node(2n).status().role).toBe('leader');
     // n1, now a follower of n2, forwards the old request to n2 "from n2".
     cluster.node(1n).step(inFlight[0]!);
-    expect(() => cluster.stabilize()).toThrow(/step: message from self/);
-    // Once fixed, replace the line above with what etcd does, serving it as a local read:
-    //   cluster.stabilize();
-    //   expect(cluster.readStates.get(2n)).toContain('read-1');
+    // What etcd does: n2 serves it as its own read.
+    cluster.stabilize();
+    expect(cluster.readStates.get(2n)).toContain('read-1');
   });
 });
 
 describe('shell bugs found while reading the real shell for the simulator', () => {
-  it('KNOWN BUG: ShellStorage.snapshot() hands out the recorded snapshot, with empty data, right after a local snapshot', () => {
+  it('ShellStorage.snapshot() builds the data right after a local snapshot recorded without it', () => {
     // Goal: raft-node.ts maybeSnapshot records createSnapshot(applied, conf, EMPTY data); until
     // the next entry is applied, snapshot() returns that recorded snapshot (applied <= its index)
     // instead of building one, so a lagging follower is sent empty data and its
@@ -102,8 +99,6 @@ describe('shell bugs found while reading the real shell for the simulator', () =
     storage.createSnapshot(4, confState, new Uint8Array(0)); // what maybeSnapshot does
     storage.compact(3);
     expect(storage.snapshot().metadata.index).toBe(4);
-    expect(storage.snapshot().data.byteLength).toBe(0);
-    // Once fixed (e.g. build when applied >= the recorded index), assert instead:
-    //   expect(storage.snapshot().data).toEqual(new Uint8Array([1, 2, 3]));
+    expect(storage.snapshot().data).toEqual(new Uint8Array([1, 2, 3]));
   });
 });
