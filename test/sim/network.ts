@@ -38,8 +38,6 @@ const CRASH_LOSES_IN_FLIGHT = 0.5;
 
 export class SimNetwork {
   settings: NetworkSettings = IDEAL_NETWORK;
-  /** False to deliver self-addressed messages anyway (and let the core assert). */
-  dropSelfAddressed = true;
   /** Directed links that are cut, as `${from}>${to}`. */
   private readonly cut = new Set<string>();
   /** Members cut off from everyone (decommissioned): their traffic is refused. */
@@ -47,8 +45,6 @@ export class SimNetwork {
   sent = 0;
   dropped = 0;
   duplicated = 0;
-  /** Messages addressed to their own sender (see arrive()). */
-  selfAddressed = 0;
 
   constructor(
     private readonly queue: EventQueue,
@@ -92,15 +88,6 @@ export class SimNetwork {
     if (senderIncarnation !== this.hooks.incarnation(message.from) && this.random.chance(CRASH_LOSES_IN_FLIGHT)) {
       // The sender crashed since: what sat in its unflushed socket buffers is gone.
       this.dropped++;
-      this.hooks.lost(message, 'dropped');
-      return;
-    }
-    if (message.from === message.to && this.dropSelfAddressed) {
-      // Workaround for a core bug: a follower forwards a ReadIndex request to its leader with
-      // the original requester as `from`; when that requester is the leader itself, the leader
-      // gets a message "from itself" and RawNode.step asserts. Such a message is dropped here
-      // (the request is retried by the client) and counted.
-      this.selfAddressed++;
       this.hooks.lost(message, 'dropped');
       return;
     }

@@ -35,7 +35,7 @@ export interface SimOptions {
   readonly verbose?: number;
   /** Where trace lines go (default console.log). */
   readonly log?: (line: string) => void;
-  /** No workarounds for known core bugs (see network.ts): they surface as violations. */
+  /** No workarounds for known core bugs (see node.ts): they surface as violations. */
   readonly strict?: boolean;
   /** Budget of the linearizability search per key. */
   readonly checkerMaxStates?: number;
@@ -54,8 +54,8 @@ export interface SimStats {
   checkerStates: number;
   /** True when the linearizability search ran out of budget (result unknown). */
   checkerUnknown: boolean;
-  /** Messages a member addressed to itself, dropped (a core bug; see network.ts). */
-  selfAddressed: number;
+  /** Times a workaround for a known bug kicked in (see node.ts; --strict disables them). */
+  workarounds: number;
 }
 
 export interface SimResult {
@@ -66,6 +66,8 @@ export interface SimResult {
   readonly replay: string;
   readonly schedule: Schedule;
   readonly stats: SimStats;
+  /** The client history (all keys), as checked. */
+  readonly history: readonly Operation<KvOp>[];
 }
 
 export function replayCommand(options: SimOptions): string {
@@ -99,7 +101,7 @@ class Simulation {
   private stableLeaderSeen = false;
   private readonly stats: SimStats = {
     ticks: 0, messages: 0, dropped: 0, crashes: 0, partitions: 0, elections: 0, confChanges: 0,
-    operations: 0, indeterminate: 0, checkerStates: 0, checkerUnknown: false, selfAddressed: 0,
+    operations: 0, indeterminate: 0, checkerStates: 0, checkerUnknown: false, workarounds: 0,
   };
   // Randomness streams, one per concern, so that changing one kind of fault leaves the others'
   // draws alone.
@@ -126,7 +128,6 @@ class Simulation {
       delivered: (m) => this.delivered(m),
       incarnation: (id) => this.nodes.get(id)?.incarnation ?? 0,
     });
-    this.network.dropSelfAddressed = options.strict !== true;
   }
 
   run(): SimResult {
@@ -143,7 +144,6 @@ class Simulation {
     this.stats.ticks = Math.round(this.queue.now / TICK_UNITS);
     this.stats.messages = this.network.sent;
     this.stats.dropped = this.network.dropped;
-    this.stats.selfAddressed = this.network.selfAddressed;
     this.stats.elections = this.monitor.leaderElections;
     const violation = this.monitor.violation;
     if (violation !== undefined) this.trace?.(`VIOLATION ${violation.kind}: ${violation.message}`);
@@ -154,6 +154,7 @@ class Simulation {
       replay: replayCommand(this.options),
       schedule: this.schedule,
       stats: this.stats,
+      history: this.clients.flatMap((client) => client.history),
     };
   }
 
@@ -209,6 +210,11 @@ class Simulation {
       snapshotEveryEntries: this.schedule.snapshotEveryEntries,
       keepEntries: this.schedule.keepEntries,
       onConfChange: (member, confState) => this.onConfChange(member, confState),
+      strict: this.options.strict === true,
+      onWorkaround: (member, what) => {
+        this.stats.workarounds++;
+        this.trace?.(`n${member.id} WORKAROUND for a known bug: ${what}`);
+      },
       onLeader: (member) => this.onNewLeader(member),
       onLeaderCommit: (member) => {
         if (!this.healed && this.faultRandom.chance(this.schedule.crashAfterCommitRate)) this.crashSoon(member, 'right after committing', [1, 20]);
@@ -237,12 +243,15 @@ class Simulation {
   /** A targeted fault: a new leader crashes within its first ticks, with entries in flight. */
   private onNewLeader(node: SimNode): void {
     if (this.healed || !this.faultRandom.chance(this.schedule.crashNewLeaderRate)) return;
-    this.queue.after(this.faultRandom.range(1, 3 * TICK_UNITS), () => this.crashSoon(node, 'as a new leader', [1, 20]));
+    const incarnation = node.incarnation;
+    this.queue.after(this.faultRandom.range(0, 3 * TICK_UNITS), () => this.crashSoon(node, 'as a new leader', [1, 20], incarnation));
   }
 
-  /** Crashes `node` one unit from now (unless it restarted meanwhile), restarting it after downTicks. */
-  private crashSoon(node: SimNode, why: string, downTicks: readonly [number, number]): void {
-    const incarnation = node.incarnation;
+  /**
+   * Crashes `node` one unit from now unless it crashed or restarted since `incarnation`, and
+   * restarts it after downTicks.
+   */
+  private crashSoon(node: SimNode, why: string, downTicks: readonly [number, number], incarnation = node.incarnation): void {
     this.queue.after(1, () => {
       if (node.incarnation !== incarnation || !node.alive || this.healed) return;
       node.crash();
