@@ -447,7 +447,9 @@ export class RaftNode implements Consensus {
     const meta = snapshot.metadata;
     this.options.logger.info('installing snapshot from the leader', { index: meta.index, term: meta.term, bytes: snapshot.data.byteLength });
     await installSnapshot(this.options.storage, snapshot.data, meta.index);
-    await this.options.storage.write([raftOps.snapshot(meta)], true);
+    // The snapshot's metadata and the Ready's hard state land together (the core also copes
+    // with a stale commit below the snapshot, but there is no reason to leave that window).
+    await this.options.storage.write([raftOps.snapshot(meta), ...(ready.hardState ? [raftOps.hardState(ready.hardState)] : [])], true);
     await compactLogThrough(this.options.storage, meta.index);
     this.options.raftStorage.applySnapshot(snapshot);
     this.options.machine.restore(await this.options.reload());

@@ -95,9 +95,11 @@ export class Raft {
 
   private loadHardState(hs: HardState): void {
     if (hs.term === 0 && hs.vote === NONE && hs.commit === 0) return;
-    assert(hs.commit >= this.log.committed && hs.commit <= this.log.lastIndex(),
-      `hardState commit ${hs.commit} outside [${this.log.committed}, ${this.log.lastIndex()}]`);
-    this.log.committed = hs.commit;
+    assert(hs.commit <= this.log.lastIndex(), `hardState commit ${hs.commit} beyond lastIndex ${this.log.lastIndex()}`);
+    // A snapshot is committed by definition. A crash between persisting a received snapshot and
+    // the hard state that followed it leaves a stale, lower commit on disk: the log's commit
+    // (the snapshot index) wins, so the member can restart.
+    this.log.committed = Math.max(hs.commit, this.log.committed);
     this.term = hs.term;
     this.vote = hs.vote;
   }

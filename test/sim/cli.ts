@@ -12,7 +12,7 @@
  *   --stop-on-failure  stop at the first failing seed
  * Exit code 1 on any violation.
  */
-import { FAULT_VARIANTS, PROFILES, type FaultVariant, type ProfileName } from './schedule.js';
+import { FAULT_VARIANTS, PROFILES, TICK_UNITS, type FaultVariant, type ProfileName } from './schedule.js';
 import { runSimulation, type SimOptions, type SimResult } from './simulator.js';
 
 interface CliOptions {
@@ -97,7 +97,7 @@ function simOptions(cli: CliOptions, seed: number): SimOptions {
 
 function reportFailure(result: SimResult): void {
   const v = result.violation!;
-  console.log(`FAIL seed ${result.seed}: ${v.kind} at tick ${(v.time / 10).toFixed(1)}: ${v.message}`);
+  console.log(`FAIL seed ${result.seed}: ${v.kind} at tick ${(v.time / TICK_UNITS).toFixed(1)}: ${v.message}`);
   console.log(`  replay: ${result.replay}`);
   console.log(`  trace:  ${result.replay} --verbose`);
 }
@@ -118,7 +118,6 @@ function main(): void {
   const failures: SimResult[] = [];
   const unknown: number[] = [];
   const workedAround: number[] = [];
-
   let operations = 0;
   let ticks = 0;
   let ran = 0;

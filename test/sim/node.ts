@@ -46,6 +46,8 @@ export interface NodeEnv {
   readonly keepEntries: number;
   /** Called when this member, as leader, hands out newly committed entries. */
   readonly onLeaderCommit: (node: SimNode) => void;
+  /** Called when a synced write starts (it completes after `units`). */
+  readonly onFsync: (node: SimNode, ready: Ready, units: number) => void;
   /** Called when this member becomes leader. */
   readonly onLeader: (node: SimNode) => void;
   /** No workarounds for known bugs (see start()): let them surface. */
@@ -224,6 +226,7 @@ export class SimNode {
       if (ready.mustSync && this.fsyncUnits > 0) {
         // The fsync takes time; a crash meanwhile loses this Ready's writes.
         this.persisting = true;
+        this.env.onFsync(this, ready, this.fsyncUnits);
         const incarnation = this.incarnation;
         this.env.queue.after(this.fsyncUnits, () => {
           if (incarnation !== this.incarnation) return;

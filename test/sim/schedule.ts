@@ -65,6 +65,8 @@ export interface Schedule {
   readonly fsyncMaxUnits: number;
   /** Probability that a member crashes right after granting a vote (restarting soon after). */
   readonly crashAfterVoteRate: number;
+  /** Probability that a member crashes in the middle of an fsync (its Ready's writes may be lost). */
+  readonly crashDuringFsyncRate: number;
   /** Probability that a leader crashes right after it committed (and applied) entries. */
   readonly crashAfterCommitRate: number;
   /** Probability that a new leader crashes within its first ticks (restarting later). */
@@ -114,6 +116,7 @@ export function drawSchedule(random: Prng, profile: ProfileName, members: number
     crashAfterVoteRate: on(0.2) ? random.float() * 0.3 : 0,
     crashNewLeaderRate: on(0.2) ? random.float() * 0.3 : 0,
     crashAfterCommitRate: on(0.2) ? random.float() * 0.05 : 0,
+    crashDuringFsyncRate: on(0.3) ? random.float() * 0.02 : 0,
     maxSizePerMsg: random.pick([1, 256, 4096]),
     confChanges: on(0.25),
     snapshotEveryEntries: random.range(10, 60),
@@ -181,6 +184,7 @@ function drawProfile(random: Prng, profile: ProfileName, members: number, base: 
         crashPerTick: 0.05 + random.float() * 0.1,
         downTicks: [0, random.range(2, 8)],
         crashAfterVoteRate: 0.3 + random.float() * 0.5,
+        crashDuringFsyncRate: random.float() * 0.05,
         leaderBias: 0.9,
         partitionPerTick: 0.02 + random.float() * 0.03,
         partitionTicks: [3, 20],
@@ -214,7 +218,7 @@ export function describeSchedule(s: Schedule): string {
     `profile ${s.profile}${s.flavor === s.profile ? '' : ` (${s.flavor})`}: fault phase ${s.faultTicks} ticks, heal budget ${s.healTicks} ticks`,
     `network drop ${pct(n.dropRate)} dup ${pct(n.duplicateRate)} delay ${n.delayMin}..${n.delayMax}u spikes ${pct(n.spikeRate)} up to ${n.spikeMax}u`,
     `crash ${pct(s.crashPerTick)}/tick down ${s.downTicks[0]}..${s.downTicks[1]} ticks; partition ${pct(s.partitionPerTick)}/tick for ${s.partitionTicks[0]}..${s.partitionTicks[1]} ticks; leader bias ${pct(s.leaderBias)}`,
-    `clock skew ${pct(s.skewPerTick)}/tick in ${s.tickUnitsRange[0]}..${s.tickUnitsRange[1]}u/tick; transfers ${pct(s.transferPerTick)}/tick; fsync 0..${s.fsyncMaxUnits}u; crash after a vote ${pct(s.crashAfterVoteRate)}, new leader crash ${pct(s.crashNewLeaderRate)}, crash after commit ${pct(s.crashAfterCommitRate)}`,
+    `clock skew ${pct(s.skewPerTick)}/tick in ${s.tickUnitsRange[0]}..${s.tickUnitsRange[1]}u/tick; transfers ${pct(s.transferPerTick)}/tick; fsync 0..${s.fsyncMaxUnits}u; crash after a vote ${pct(s.crashAfterVoteRate)}, new leader crash ${pct(s.crashNewLeaderRate)}, crash after commit ${pct(s.crashAfterCommitRate)}, crash in fsync ${pct(s.crashDuringFsyncRate)}`,
     `conf changes ${s.confChanges}; ${s.maxSizePerMsg} bytes per append`,
     `snapshot every ${s.snapshotEveryEntries} entries keeping ${s.keepEntries}; ${s.clients} clients on ${s.keys} keys, attempt timeout ${s.attemptTimeoutTicks} ticks, give up after ${s.giveUpTicks} ticks, log reads ${pct(s.logReadShare)}`,
   ].join('\n  ');

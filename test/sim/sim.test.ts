@@ -49,10 +49,10 @@ describe('simulator: the real Raft core under faults', () => {
  *   forgetVote                → crashVotes  (voters crash right after granting a vote)
  *   grantVoteToShorterLog     → churn
  *   readIndexWithoutHeartbeat → staleLeader (leader isolated from peers, its clock slowed)
- * With 3 members the first violations are at seeds 9, 25, 5 and 1 respectively, and 36-185
- * of the first 500 seeds fail; with 5 members at 13, 45, 1 and 8. The default swarm profile
- * (which draws the targeted profiles for half of its seeds) finds them too, first at seeds 82,
- * 150, 4 and 2. The bounds below leave room for changes in the core that shift the schedules.
+ * With 3 members the first violations are at seeds 24, 11, 4 and 1 respectively, and 32-178
+ * of the first 500 seeds fail; with 5 members at 42, 9, 6 and 3. The default swarm profile
+ * (which draws the targeted profiles for half of its seeds) finds them too, first at seeds 40,
+ * 13, 2 and 62. The bounds below leave room for changes in the core that shift the schedules.
  */
 describe('simulator: finds the broken core variants', () => {
   const bounds: Record<FaultVariant, number> = {

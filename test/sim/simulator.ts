@@ -216,6 +216,13 @@ class Simulation {
         this.trace?.(`n${member.id} WORKAROUND for a known bug: ${what}`);
       },
       onLeader: (member) => this.onNewLeader(member),
+      onFsync: (member, ready, units) => {
+        // A crash in the middle of a synced write; writes with a snapshot are the riskiest.
+        const rate = this.schedule.crashDuringFsyncRate * (ready.snapshot === undefined ? 1 : 20);
+        if (this.healed || !this.faultRandom.chance(rate)) return;
+        const incarnation = member.incarnation;
+        this.queue.after(this.faultRandom.range(0, Math.max(0, units - 2)), () => this.crashSoon(member, 'in the middle of an fsync', [0, 5], incarnation));
+      },
       onLeaderCommit: (member) => {
         if (!this.healed && this.faultRandom.chance(this.schedule.crashAfterCommitRate)) this.crashSoon(member, 'right after committing', [1, 20]);
       },
