@@ -12,6 +12,7 @@
  * CONNECTIONS_MAX gRPC connections (HTTP/2 multiplexes them). Each measurement runs for
  * --duration seconds (default 5) and then waits, bounded, for the requests still in flight.
  */
+import { parseFlags, positive, target } from './args.js';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { cpus, platform, release, totalmem } from 'node:os';
@@ -52,52 +53,21 @@ const FAILOVER_PROBE_DEADLINE_MS = 500;
 
 function parseOptions(argv: readonly string[]): Options {
   const options: Options = { target: 'gavel', durationSeconds: 5, memberCounts: [1, 3], clientCounts: [1, 16, 256], failoverRuns: 5, valueBytes: 256 };
-  for (let index = 0; index < argv.length; index += 1) {
-    const [flag, inline] = (argv[index] ?? '').split('=', 2) as [string, string | undefined];
-    const value = (): string => {
-      const next = inline ?? argv[++index];
-      if (next === undefined) throw new Error(`${flag} needs a value`);
-      return next;
-    };
-    switch (flag) {
-      case '--target': {
-        const target = value();
-        if (target !== 'gavel' && target !== 'etcd') throw new Error(`--target must be gavel or etcd, got ${target}`);
-        options.target = target;
-        break;
-      }
-      case '--duration':
-        options.durationSeconds = positive(flag, value());
-        break;
-      case '--members':
-        options.memberCounts = list(flag, value());
-        break;
-      case '--clients':
-        options.clientCounts = list(flag, value());
-        break;
-      case '--failover-runs':
-        options.failoverRuns = positive(flag, value());
-        break;
-      case '--value-bytes':
-        options.valueBytes = positive(flag, value());
-        break;
-      case '--help':
-      case '-h':
-        process.stdout.write('usage: node dist/test/bench/cluster.js [--target gavel|etcd] [--duration SECONDS] [--members 1,3] [--clients 1,16,256] [--failover-runs N] [--value-bytes N]\n');
-        process.exit(0);
-        break;
-      default:
-        throw new Error(`unknown option ${flag}`);
-    }
-  }
+  parseFlags(
+    argv,
+    {
+      '--target': (value) => (options.target = target(value())),
+      '--duration': (value) => (options.durationSeconds = positive('--duration', value())),
+      '--members': (value) => (options.memberCounts = list('--members', value())),
+      '--clients': (value) => (options.clientCounts = list('--clients', value())),
+      '--failover-runs': (value) => (options.failoverRuns = positive('--failover-runs', value())),
+      '--value-bytes': (value) => (options.valueBytes = positive('--value-bytes', value())),
+    },
+    'usage: node dist/test/bench/cluster.js [--target gavel|etcd] [--duration SECONDS] [--members 1,3] [--clients 1,16,256] [--failover-runs N] [--value-bytes N]',
+  );
   return options;
 }
 
-function positive(flag: string, text: string): number {
-  const value = Number(text);
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`${flag} must be a positive number, got ${text}`);
-  return value;
-}
 
 function list(flag: string, text: string): number[] {
   const values = text.split(',').map((part) => Number(part));

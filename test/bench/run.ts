@@ -8,6 +8,7 @@
  * comparison; `--endpoint` measures an external one). Each measurement runs for --duration
  * seconds (default 5) and then waits, bounded, for the requests still in flight.
  */
+import { parseFlags, positive, target } from './args.js';
 import { cpus, totalmem, platform, release } from 'node:os';
 import { startMember, stopAllMembers, type Member, type Target } from '../helpers/gavel.js';
 import { EtcdGrpcClient, type LeaseKeepAliveResponse } from '../helpers/grpc.js';
@@ -33,46 +34,19 @@ const KEEPALIVE_WINDOW = 64;
 
 function parseOptions(argv: readonly string[]): Options {
   const options: Options = { target: 'gavel', endpoint: undefined, durationSeconds: 5, valueBytes: 256 };
-  for (let index = 0; index < argv.length; index += 1) {
-    const [flag, inline] = (argv[index] ?? '').split('=', 2) as [string, string | undefined];
-    const value = (): string => {
-      const next = inline ?? argv[++index];
-      if (next === undefined) throw new Error(`${flag} needs a value`);
-      return next;
-    };
-    switch (flag) {
-      case '--target': {
-        const target = value();
-        if (target !== 'gavel' && target !== 'etcd') throw new Error(`--target must be gavel or etcd, got ${target}`);
-        options.target = target;
-        break;
-      }
-      case '--endpoint':
-        options.endpoint = value().replace(/^https?:\/\//, '');
-        break;
-      case '--duration':
-        options.durationSeconds = positive(flag, value());
-        break;
-      case '--value-bytes':
-        options.valueBytes = positive(flag, value());
-        break;
-      case '--help':
-      case '-h':
-        process.stdout.write('usage: node dist/test/bench/run.js [--target gavel|etcd] [--endpoint host:port] [--duration SECONDS] [--value-bytes N]\n');
-        process.exit(0);
-        break;
-      default:
-        throw new Error(`unknown option ${flag}`);
-    }
-  }
+  parseFlags(
+    argv,
+    {
+      '--target': (value) => (options.target = target(value())),
+      '--endpoint': (value) => (options.endpoint = value().replace(/^https?:\/\//, '')),
+      '--duration': (value) => (options.durationSeconds = positive('--duration', value())),
+      '--value-bytes': (value) => (options.valueBytes = positive('--value-bytes', value())),
+    },
+    'usage: node dist/test/bench/run.js [--target gavel|etcd] [--endpoint host:port] [--duration SECONDS] [--value-bytes N]',
+  );
   return options;
 }
 
-function positive(flag: string, text: string): number {
-  const value = Number(text);
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`${flag} must be a positive number, got ${text}`);
-  return value;
-}
 
 /** Runs `operation` in `clients` closed loops for durationMs; in-flight requests get a bounded grace. */
 async function closedLoop(name: string, endpoint: string, clients: number, durationMs: number, operation: (client: EtcdGrpcClient, worker: number, sequence: number) => Promise<unknown>): Promise<Row> {

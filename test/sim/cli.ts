@@ -8,7 +8,6 @@
  *                    grantVoteToShorterLog | readIndexWithoutHeartbeat
  *   --profile <p>    fault schedule: swarm | churn | crashVotes | staleLeader (default: swarm,
  *                    or the variant's targeted profile with --faults)
- *   --strict         no workarounds for known core bugs: they count as violations
  *   --stop-on-failure  stop at the first failing seed
  * Exit code 1 on any violation.
  */
@@ -23,12 +22,11 @@ interface CliOptions {
   faults: FaultVariant | undefined;
   profile: ProfileName | undefined;
   verbose: number;
-  strict: boolean;
   stopOnFailure: boolean;
 }
 
 function parseArgs(argv: readonly string[]): CliOptions {
-  const options: CliOptions = { seeds: 1000, start: 1, seed: undefined, members: 3, faults: undefined, profile: undefined, verbose: 0, strict: false, stopOnFailure: false };
+  const options: CliOptions = { seeds: 1000, start: 1, seed: undefined, members: 3, faults: undefined, profile: undefined, verbose: 0, stopOnFailure: false };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const value = (): string => {
@@ -69,7 +67,6 @@ function parseArgs(argv: readonly string[]): CliOptions {
         options.verbose = next !== undefined && /^\d+$/.test(next) ? (i++, Number(next)) : 1;
         break;
       }
-      case '--strict': options.strict = true; break;
       case '--stop-on-failure': options.stopOnFailure = true; break;
       case '--help': case '-h': usage(); break;
       default: usage(`unknown option ${arg}`);
@@ -80,7 +77,7 @@ function parseArgs(argv: readonly string[]): CliOptions {
 
 function usage(error?: string): never {
   if (error !== undefined) console.error(`test:sim: ${error}`);
-  console.error('usage: npm run test:sim -- [--seeds N] [--start S] [--seed N [--verbose [2]]] [--members 3|5] [--faults <variant>] [--profile <profile>] [--strict] [--stop-on-failure]');
+  console.error('usage: npm run test:sim -- [--seeds N] [--start S] [--seed N [--verbose [2]]] [--members 3|5] [--faults <variant>] [--profile <profile>] [--stop-on-failure]');
   process.exit(error === undefined ? 0 : 2);
 }
 
@@ -91,7 +88,6 @@ function simOptions(cli: CliOptions, seed: number): SimOptions {
     verbose: cli.verbose,
     ...(cli.faults === undefined ? {} : { faults: cli.faults }),
     ...(cli.profile === undefined ? {} : { profile: cli.profile }),
-    ...(cli.strict ? { strict: true } : {}),
   };
 }
 
@@ -108,7 +104,7 @@ function main(): void {
     const result = runSimulation(simOptions(cli, cli.seed));
     if (result.ok) {
       const s = result.stats;
-      console.log(`ok seed ${result.seed}: ${s.ticks} ticks, ${s.messages} messages (${s.dropped} lost), ${s.crashes} crashes, ${s.partitions} partitions, ${s.elections} elections, ${s.confChanges} conf changes, ${s.operations} ops (${s.indeterminate} indeterminate)${s.checkerUnknown ? ', linearizability UNKNOWN (budget)' : ''}${s.workarounds > 0 ? `, ${s.workarounds} workaround(s) for known bugs (see --verbose; --strict)` : ''}`);
+      console.log(`ok seed ${result.seed}: ${s.ticks} ticks, ${s.messages} messages (${s.dropped} lost), ${s.crashes} crashes, ${s.partitions} partitions, ${s.elections} elections, ${s.confChanges} conf changes, ${s.operations} ops (${s.indeterminate} indeterminate)${s.checkerUnknown ? ', linearizability UNKNOWN (budget)' : ''}`);
     } else {
       reportFailure(result);
     }
@@ -117,7 +113,6 @@ function main(): void {
   const started = performance.now();
   const failures: SimResult[] = [];
   const unknown: number[] = [];
-  const workedAround: number[] = [];
   let operations = 0;
   let ticks = 0;
   let ran = 0;
@@ -127,7 +122,6 @@ function main(): void {
     operations += result.stats.operations;
     ticks += result.stats.ticks;
     if (result.stats.checkerUnknown) unknown.push(seed);
-    if (result.stats.workarounds > 0) workedAround.push(seed);
     if (!result.ok) {
       failures.push(result);
       reportFailure(result);
@@ -138,9 +132,6 @@ function main(): void {
   const variant = cli.faults === undefined ? '' : `, broken core: ${cli.faults}`;
   console.log(`\n${ran} seeds (${cli.start}..${cli.start + ran - 1}), ${cli.members} members${variant}: ${ran - failures.length} ok, ${failures.length} failed`);
   console.log(`${seconds.toFixed(1)} s, ${(ran / seconds).toFixed(1)} seeds/s, ${ticks} ticks, ${operations} client ops checked`);
-  if (workedAround.length > 0) {
-    console.log(`workarounds for known bugs kicked in for ${workedAround.length} seeds: ${workedAround.slice(0, 10).join(', ')} (add --strict to see them fail)`);
-  }
   if (unknown.length > 0) console.log(`linearizability unknown (search budget exceeded) in ${unknown.length} seeds: ${unknown.slice(0, 10).join(', ')}`);
   if (failures.length > 0) {
     const kinds = new Map<string, number>();

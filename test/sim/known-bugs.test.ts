@@ -84,14 +84,12 @@ describe('raft core bugs found by the simulator (fixed; regression tests)', () =
 
 describe('restart bugs found by the simulator', () => {
   it('a member restarts when a crash left its hard state commit below its snapshot', () => {
-    // Goal: the shell persists a snapshot received from the leader and the Ready's hard state in
-    // separate writes (server/node/raft-node.ts installSnapshot, then the entries+hardState batch);
-    // a crash between them leaves commit < snapshot index on disk, and RawNode's constructor
-    // asserts, so the member can never start again. In the simulator: a member joining as a
-    // learner crashes while persisting its first snapshot (npm run test:sim -- --seed 109
-    // --members 3 --strict). Fix in the core (raise commit to the snapshot index, which is
-    // committed by definition) or in the shell (one atomic batch; or ignore such a snapshot on
-    // restart, as etcd's wal.ValidSnapshotEntries does).
+    // Goal: a member restarts from a disk where a crash between persisting a received snapshot
+    // and persisting the Ready's hard state (separate writes, as in server/node/raft-node.ts)
+    // left commit < snapshot index. RawNode's constructor used to assert "hardState commit ..
+    // outside [..]", so the member could never start again (in the simulator: a learner crashing
+    // while persisting its first snapshot, seed 109 with 3 members); the snapshot index, being
+    // committed by definition, now wins.
     const voters = [1n, 2n, 3n];
     const storage = new MemoryStorage();
     storage.applySnapshot({ metadata: { index: 21, term: 7, confState: { voters, learners: [] } }, data: new Uint8Array(0) });
@@ -104,9 +102,8 @@ describe('restart bugs found by the simulator', () => {
 describe('shell bugs found while reading the real shell for the simulator', () => {
   it('ShellStorage.snapshot() builds the data right after a local snapshot recorded without it', () => {
     // Goal: raft-node.ts maybeSnapshot records createSnapshot(applied, conf, EMPTY data); until
-    // the next entry is applied, snapshot() returns that recorded snapshot (applied <= its index)
-    // instead of building one, so a lagging follower is sent empty data and its
-    // installSnapshot() asserts "not a gavel snapshot".
+    // the next entry was applied, snapshot() used to return that recorded snapshot, so a lagging
+    // follower was sent empty data and its installSnapshot() asserted "not a gavel snapshot".
     let applied = 1;
     const confState = { voters: [1n], learners: [] };
     const storage = new ShellStorage({ appliedIndex: () => applied, confState: () => confState, build: () => new Uint8Array([1, 2, 3]) });

@@ -50,10 +50,6 @@ export interface NodeEnv {
   readonly onFsync: (node: SimNode, ready: Ready, units: number) => void;
   /** Called when this member becomes leader. */
   readonly onLeader: (node: SimNode) => void;
-  /** No workarounds for known bugs (see start()): let them surface. */
-  readonly strict: boolean;
-  /** Called when a workaround for a known bug kicks in. */
-  readonly onWorkaround: (node: SimNode, what: string) => void;
   /** Called when this member applies a conf change. */
   readonly onConfChange: (node: SimNode, confState: ConfState) => void;
 }
@@ -104,7 +100,7 @@ export class SimNode {
     const durable = this.disk.recover();
     const storage = new MemoryStorage();
     if (durable.snapshot !== undefined) storage.applySnapshot(durable.snapshot);
-    storage.setHardState(this.recoveredHardState(durable));
+    storage.setHardState(durable.hardState);
     storage.append(durable.entries);
     const snapshotIndex = durable.snapshot?.metadata.index ?? 0;
     if (durable.machine.applied > snapshotIndex) storage.setConfState(durable.machine.confState);
@@ -133,22 +129,6 @@ export class SimNode {
     this.env.trace?.(`n${this.id} started: term ${durable.hardState.term} vote ${durable.hardState.vote} commit ${durable.hardState.commit} applied ${durable.machine.applied} log ${storage.firstIndex()}..${storage.lastIndex()}`);
     this.scheduleTick();
     this.pump();
-  }
-
-  /**
-   * Known bug workaround. A crash between persisting a snapshot received from the leader and
-   * persisting the Ready's hard state (separate writes, as in the real shell) leaves a durable
-   * hard state whose commit is below the snapshot index; RawNode's constructor then asserts
-   * ("hardState commit .. outside [..]") and the member can never restart. The snapshot index
-   * is committed by definition, so raising commit to it is safe (etcd instead ignores WAL
-   * snapshots beyond the committed hard state).
-   */
-  private recoveredHardState(durable: DurableState): DurableState['hardState'] {
-    const snapshotIndex = durable.snapshot?.metadata.index ?? 0;
-    const hardState = durable.hardState;
-    if (hardState.commit >= snapshotIndex || this.env.strict) return hardState;
-    this.env.onWorkaround(this, `hard state commit ${hardState.commit} below snapshot index ${snapshotIndex} after a crash`);
-    return { ...hardState, commit: snapshotIndex };
   }
 
   crash(): void {

@@ -35,8 +35,6 @@ export interface SimOptions {
   readonly verbose?: number;
   /** Where trace lines go (default console.log). */
   readonly log?: (line: string) => void;
-  /** No workarounds for known core bugs (see node.ts): they surface as violations. */
-  readonly strict?: boolean;
   /** Budget of the linearizability search per key. */
   readonly checkerMaxStates?: number;
 }
@@ -54,8 +52,6 @@ export interface SimStats {
   checkerStates: number;
   /** True when the linearizability search ran out of budget (result unknown). */
   checkerUnknown: boolean;
-  /** Times a workaround for a known bug kicked in (see node.ts; --strict disables them). */
-  workarounds: number;
 }
 
 export interface SimResult {
@@ -74,7 +70,6 @@ export function replayCommand(options: SimOptions): string {
   const parts = ['npm run test:sim --', `--seed ${options.seed}`, `--members ${options.members}`];
   if (options.faults !== undefined) parts.push(`--faults ${options.faults}`);
   if (options.profile !== undefined && options.profile !== defaultProfile(options.faults)) parts.push(`--profile ${options.profile}`);
-  if (options.strict === true) parts.push('--strict');
   return parts.join(' ');
 }
 
@@ -101,7 +96,7 @@ class Simulation {
   private stableLeaderSeen = false;
   private readonly stats: SimStats = {
     ticks: 0, messages: 0, dropped: 0, crashes: 0, partitions: 0, elections: 0, confChanges: 0,
-    operations: 0, indeterminate: 0, checkerStates: 0, checkerUnknown: false, workarounds: 0,
+    operations: 0, indeterminate: 0, checkerStates: 0, checkerUnknown: false,
   };
   // Randomness streams, one per concern, so that changing one kind of fault leaves the others'
   // draws alone.
@@ -210,11 +205,6 @@ class Simulation {
       snapshotEveryEntries: this.schedule.snapshotEveryEntries,
       keepEntries: this.schedule.keepEntries,
       onConfChange: (member, confState) => this.onConfChange(member, confState),
-      strict: this.options.strict === true,
-      onWorkaround: (member, what) => {
-        this.stats.workarounds++;
-        this.trace?.(`n${member.id} WORKAROUND for a known bug: ${what}`);
-      },
       onLeader: (member) => this.onNewLeader(member),
       onFsync: (member, ready, units) => {
         // A crash in the middle of a synced write; writes with a snapshot are the riskiest.
