@@ -164,7 +164,7 @@ export class Member {
       'grpc.max_receive_message_length': config.maxRequestBytes + GRPC_OVERHEAD_BYTES,
       'grpc.max_send_message_length': -1,
     });
-    const ctx: ApiContext = { config, node, machine, watchHub, logger, diskSizeBytes: () => storage.diskSizeBytes() };
+    const ctx: ApiContext = { config, node, machine, watchHub, logger, diskSizeBytes: () => storage.diskSizeBytes(), defragment: () => storage.defragment() };
     addServices(grpcServer, ctx, metrics);
     const addresses = await bindAll(grpcServer, config);
     const clientUrls = config.advertiseClientUrls.map((url, i) => withPort(url, addresses[i] ?? addresses[0] ?? ''));

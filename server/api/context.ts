@@ -17,6 +17,8 @@ export interface ApiContext {
   readonly logger: Logger;
   /** Bytes the member's database occupies on disk (Status.dbSize). */
   readonly diskSizeBytes: () => Promise<number>;
+  /** Compacts the member's database on disk (Maintenance.Defragment). */
+  readonly defragment: () => Promise<void>;
 }
 
 export function header(ctx: ApiContext, revision?: number): WireHeader {

@@ -44,7 +44,10 @@ export function maintenanceService(ctx: ApiContext): grpc.UntypedServiceImplemen
 
     Hash: unary(async () => ({ header: header(ctx), hash: ctx.machine.store.hash(ctx.machine.store.currentRevision) })),
 
-    Defragment: unary(async () => ({ header: header(ctx) })),
+    Defragment: unary(async () => {
+      await ctx.defragment();
+      return { header: header(ctx) };
+    }),
 
     MoveLeader: unary(async (r: { targetID: string }) => {
       const target = toBigInt(r.targetID);
