@@ -12,6 +12,7 @@
  * CONNECTIONS_MAX gRPC connections (HTTP/2 multiplexes them). Each measurement runs for
  * --duration seconds (default 5) and then waits, bounded, for the requests still in flight.
  */
+import { runClosedLoop, type Operation } from './loop.js';
 import { parseFlags, positive, target } from './args.js';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -47,7 +48,6 @@ interface FailoverRow {
 }
 
 const CONNECTIONS_MAX = 16;
-const IN_FLIGHT_GRACE_MS = 5_000;
 const FAILOVER_BOUND_MS = 30_000;
 const FAILOVER_PROBE_DEADLINE_MS = 500;
 
@@ -76,35 +76,10 @@ function list(flag: string, text: string): number[] {
 }
 
 /** Runs `operation` in `clients` closed loops spread over `endpoints` for durationMs; in-flight requests get a bounded grace. */
-async function closedLoop(
-  members: number,
-  name: string,
-  endpoints: readonly string[],
-  clients: number,
-  durationMs: number,
-  operation: (client: EtcdGrpcClient, worker: number, sequence: number) => Promise<unknown>,
-): Promise<Row> {
+async function closedLoop(members: number, name: string, endpoints: readonly string[], clients: number, durationMs: number, operation: Operation): Promise<Row> {
+  // Concurrent clients share at most CONNECTIONS_MAX connections, spread over every member.
   const connections = Array.from({ length: Math.min(clients, CONNECTIONS_MAX) }, (_, index) => new EtcdGrpcClient(endpoints[index % endpoints.length] as string));
-  const row: Row = { members, name, clients, operations: 0, errors: 0, seconds: 0, latenciesMs: [] };
-  const started = performance.now();
-  const deadline = started + durationMs;
-  const workers = Array.from({ length: clients }, async (_, worker) => {
-    const connection = connections[worker % connections.length] as EtcdGrpcClient;
-    for (let sequence = 0; performance.now() < deadline; sequence += 1) {
-      const begin = performance.now();
-      try {
-        await operation(connection, worker, sequence);
-        row.operations += 1;
-        row.latenciesMs.push(performance.now() - begin);
-      } catch {
-        row.errors += 1;
-      }
-    }
-  });
-  await withGrace(Promise.all(workers), durationMs + IN_FLIGHT_GRACE_MS);
-  row.seconds = (performance.now() - started) / 1000;
-  for (const connection of connections) connection.close();
-  return row;
+  return { members, name, clients, ...(await runClosedLoop(connections, clients, durationMs, operation)) };
 }
 
 /** Milliseconds from SIGKILL of the leader to the first acknowledged put through any survivor. */
@@ -146,11 +121,6 @@ async function waitForSameAppliedIndex(cluster: Cluster, member: ClusterMember):
   }, FAILOVER_BOUND_MS, 100);
 }
 
-async function withGrace(promise: Promise<unknown>, boundMs: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([promise, new Promise((resolve) => (timer = setTimeout(resolve, boundMs)))]);
-  clearTimeout(timer);
-}
 
 function percentile(sorted: readonly number[], fraction: number): number {
   if (sorted.length === 0) return Number.NaN;

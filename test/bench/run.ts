@@ -8,6 +8,7 @@
  * comparison; `--endpoint` measures an external one). Each measurement runs for --duration
  * seconds (default 5) and then waits, bounded, for the requests still in flight.
  */
+import { IN_FLIGHT_GRACE_MS, runClosedLoop, withGrace, type Operation } from './loop.js';
 import { parseFlags, positive, target } from './args.js';
 import { cpus, totalmem, platform, release } from 'node:os';
 import { startMember, stopAllMembers, type Member, type Target } from '../helpers/gavel.js';
@@ -29,7 +30,6 @@ interface Row {
   latenciesMs: number[];
 }
 
-const IN_FLIGHT_GRACE_MS = 5_000;
 const KEEPALIVE_WINDOW = 64;
 
 function parseOptions(argv: readonly string[]): Options {
@@ -49,27 +49,9 @@ function parseOptions(argv: readonly string[]): Options {
 
 
 /** Runs `operation` in `clients` closed loops for durationMs; in-flight requests get a bounded grace. */
-async function closedLoop(name: string, endpoint: string, clients: number, durationMs: number, operation: (client: EtcdGrpcClient, worker: number, sequence: number) => Promise<unknown>): Promise<Row> {
+async function closedLoop(name: string, endpoint: string, clients: number, durationMs: number, operation: Operation): Promise<Row> {
   const channels = Array.from({ length: clients }, () => new EtcdGrpcClient(endpoint));
-  const row: Row = { name, clients, operations: 0, errors: 0, seconds: 0, latenciesMs: [] };
-  const started = performance.now();
-  const deadline = started + durationMs;
-  const workers = channels.map(async (channel, worker) => {
-    for (let sequence = 0; performance.now() < deadline; sequence += 1) {
-      const begin = performance.now();
-      try {
-        await operation(channel, worker, sequence);
-        row.operations += 1;
-        row.latenciesMs.push(performance.now() - begin);
-      } catch {
-        row.errors += 1;
-      }
-    }
-  });
-  await withGrace(Promise.all(workers), durationMs + IN_FLIGHT_GRACE_MS);
-  row.seconds = (performance.now() - started) / 1000;
-  for (const channel of channels) channel.close();
-  return row;
+  return { name, clients, ...(await runClosedLoop(channels, clients, durationMs, operation)) };
 }
 
 /** Keep-alive messages per second over one stream, with KEEPALIVE_WINDOW requests outstanding. */
@@ -112,11 +94,6 @@ async function keepAliveThroughput(endpoint: string, durationMs: number): Promis
   return row;
 }
 
-async function withGrace(promise: Promise<unknown>, boundMs: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([promise, new Promise((resolve) => (timer = setTimeout(resolve, boundMs)))]);
-  clearTimeout(timer);
-}
 
 function percentile(sorted: readonly number[], fraction: number): number {
   if (sorted.length === 0) return Number.NaN;
