@@ -25,9 +25,20 @@ export interface Config {
   readonly watchProgressNotifyIntervalMs: number;
   readonly leaseCheckpointIntervalMs: number;
   readonly logLevel: LogLevel;
+  /** TLS (server/tls.ts): '' means not given. Client side: the client gRPC listeners (and https metrics). */
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly trustedCaFile: string;
+  readonly clientCertAuth: boolean;
+  /** Peer side: the peer listener and this member's connections to its peers. */
+  readonly peerCertFile: string;
+  readonly peerKeyFile: string;
+  readonly peerTrustedCaFile: string;
+  readonly peerClientCertAuth: boolean;
 }
 
-type FlagKind = 'string' | 'urls' | 'int' | 'duration-ms' | 'enum';
+/** 'bool' follows Go's flag package, as etcd does: `--flag` alone is true, else `--flag=true|false`. */
+type FlagKind = 'string' | 'urls' | 'int' | 'duration-ms' | 'enum' | 'bool';
 
 interface FlagSpec {
   readonly name: string;
@@ -59,6 +70,14 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'watch-progress-notify-interval', kind: 'duration-ms', field: 'watchProgressNotifyIntervalMs', min: 1, help: 'interval (ms) of progress notifications to watchers that asked for them' },
   { name: 'lease-checkpoint-interval', kind: 'duration-ms', field: 'leaseCheckpointIntervalMs', min: 100, help: "interval (ms) at which the leader records leases' remaining TTL, bounding their life across leader changes" },
   { name: 'log-level', kind: 'enum', field: 'logLevel', choices: ['debug', 'info', 'warn', 'error'], help: 'log level: debug, info, warn or error' },
+  { name: 'cert-file', kind: 'string', field: 'certFile', help: 'path to the client server TLS cert file (PEM); needed for https client URLs' },
+  { name: 'key-file', kind: 'string', field: 'keyFile', help: 'path to the client server TLS key file (PEM)' },
+  { name: 'trusted-ca-file', kind: 'string', field: 'trustedCaFile', help: 'path to the client server TLS trusted CA cert file (PEM), which signs client certificates' },
+  { name: 'client-cert-auth', kind: 'bool', field: 'clientCertAuth', help: 'refuse clients without a certificate signed by --trusted-ca-file' },
+  { name: 'peer-cert-file', kind: 'string', field: 'peerCertFile', help: 'path to the peer TLS cert file (PEM), used as server and as client; needed for https peer URLs' },
+  { name: 'peer-key-file', kind: 'string', field: 'peerKeyFile', help: 'path to the peer TLS key file (PEM)' },
+  { name: 'peer-trusted-ca-file', kind: 'string', field: 'peerTrustedCaFile', help: "path to the peer TLS trusted CA file (PEM), which signs the peers' certificates" },
+  { name: 'peer-client-cert-auth', kind: 'bool', field: 'peerClientCertAuth', help: 'refuse peers without a certificate signed by --peer-trusted-ca-file' },
 ];
 
 export function defaultConfig(): Config {
@@ -83,6 +102,14 @@ export function defaultConfig(): Config {
     watchProgressNotifyIntervalMs: 10 * 60 * 1000,
     leaseCheckpointIntervalMs: 5000,
     logLevel: 'info',
+    certFile: '',
+    keyFile: '',
+    trustedCaFile: '',
+    clientCertAuth: false,
+    peerCertFile: '',
+    peerKeyFile: '',
+    peerTrustedCaFile: '',
+    peerClientCertAuth: false,
   };
 }
 
@@ -106,7 +133,8 @@ export function parseArgs(argv: readonly string[]): ParseResult {
     const name = eq >= 0 ? body.slice(0, eq) : body;
     const spec = FLAGS.find((f) => f.name === name);
     if (spec === undefined) throw new UsageError(`unknown flag: --${name} (see --help)`);
-    let raw: string | undefined = eq >= 0 ? body.slice(eq + 1) : argv[++i];
+    // A boolean never takes the next argument (Go's flag package): --client-cert-auth alone is true.
+    let raw: string | undefined = eq >= 0 ? body.slice(eq + 1) : spec.kind === 'bool' ? 'true' : argv[++i];
     if (raw === undefined) throw new UsageError(`flag needs an argument: --${name}`);
     values[spec.field] = parseValue(spec, raw);
     seen.add(spec.field);
@@ -133,6 +161,10 @@ function parseValue(spec: FlagSpec, raw: string): unknown {
       if (!Number.isSafeInteger(value) || value < (spec.min ?? 0)) throw new UsageError(`invalid value "${raw}" for --${spec.name}: must be at least ${spec.min ?? 0}`);
       return value;
     }
+    case 'bool':
+      if (['true', 't', '1', 'TRUE', 'True', 'T'].includes(raw)) return true;
+      if (['false', 'f', '0', 'FALSE', 'False', 'F'].includes(raw)) return false;
+      throw new UsageError(`invalid value "${raw}" for --${spec.name}: expected true or false`);
     case 'urls':
       return raw.split(',').filter((s) => s.length > 0).map((s) => parseUrl(spec.name, s));
   }
@@ -147,7 +179,6 @@ function parseUrl(flag: string, raw: string): URL {
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`URL scheme must be http or https: "${raw}" for --${flag}`);
   if (url.port === '') throw new UsageError(`URL must have a port: "${raw}" for --${flag}`);
-  if (url.protocol === 'https:') throw new UsageError(`--${flag}: https URLs need TLS, which this build does not serve yet`);
   return url;
 }
 
@@ -159,6 +190,29 @@ export function validate(config: Config): void {
     throw new UsageError('--election-timeout must be at least 5 times --heartbeat-interval');
   }
   if (config.maxRequestBytes > 64 * 1024 * 1024) throw new UsageError('--max-request-bytes must be at most 64 MiB');
+  validateTls(config);
+}
+
+/**
+ * etcd's rules: an https listener needs a certificate and its key, and requiring client
+ * certificates needs the CA that signs them. http and https may be mixed in one flag; each URL
+ * is served (or dialled) as its scheme says. The metrics listeners use the client certificate.
+ */
+function validateTls(config: Config): void {
+  const sides = [
+    { prefix: '', cert: config.certFile, key: config.keyFile, ca: config.trustedCaFile, auth: config.clientCertAuth, listeners: ['listen-client-urls', 'listen-metrics-urls'] as const },
+    { prefix: 'peer-', cert: config.peerCertFile, key: config.peerKeyFile, ca: config.peerTrustedCaFile, auth: config.peerClientCertAuth, listeners: ['listen-peer-urls'] as const },
+  ];
+  const urlsOf = { 'listen-client-urls': config.listenClientUrls, 'listen-metrics-urls': config.listenMetricsUrls, 'listen-peer-urls': config.listenPeerUrls };
+  for (const side of sides) {
+    const p = side.prefix;
+    if ((side.cert === '') !== (side.key === '')) throw new UsageError(`--${p}cert-file and --${p}key-file must be given together`);
+    if (side.auth && side.ca === '') throw new UsageError(`--${p}client-cert-auth needs --${p}trusted-ca-file (the CA that signs the ${p === '' ? 'clients' : 'peers'}' certificates)`);
+    for (const flag of side.listeners) {
+      const https = urlsOf[flag].find((url) => url.protocol === 'https:');
+      if (https !== undefined && side.cert === '') throw new UsageError(`--${flag} ${https.href} is https: give --${p}cert-file and --${p}key-file`);
+    }
+  }
 }
 
 export function helpText(): string {

@@ -35,6 +35,14 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   const config = parsed.config;
   const logger = createLogger(config.logLevel, { member: config.name });
+  // Node's own warnings go through the logger so stderr stays JSON lines. Deprecations are
+  // debug: TLS to an IP-literal peer (https://127.0.0.1:2380) triggers DEP0123 in every process.
+  process.removeAllListeners('warning');
+  process.on('warning', (warning: Error & { code?: string }) => {
+    const fields = { name: warning.name, code: warning.code, message: warning.message };
+    if (warning.name === 'DeprecationWarning') logger.debug('node warning', fields);
+    else logger.warn('node warning', fields);
+  });
   let member: Member;
   let removed = false;
   let stopNow: (() => void) | undefined;

@@ -1,10 +1,15 @@
 /**
  * The member's HTTP endpoints on --listen-metrics-urls: /metrics (Prometheus text format),
- * /health (etcd's JSON), /livez and /readyz (Kubernetes probes).
+ * /health (etcd's JSON), /livez and /readyz (Kubernetes probes). An https:// URL is served, as
+ * etcd does, with the client certificate (--cert-file), requiring client certificates under
+ * --client-cert-auth.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type RequestListener, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { listenHost } from '../config.js';
+import { assert } from '../errors.js';
+import type { TlsMaterial } from '../tls.js';
 import type { MemberMetrics } from './registry.js';
 
 export interface HealthSource {
@@ -14,11 +19,11 @@ export interface HealthSource {
   ready(): boolean;
 }
 
-export async function serveMetrics(urls: readonly URL[], metrics: MemberMetrics, health: HealthSource): Promise<{ servers: Server[]; addresses: string[] }> {
+export async function serveMetrics(urls: readonly URL[], metrics: MemberMetrics, health: HealthSource, tls?: TlsMaterial): Promise<{ servers: Server[]; addresses: string[] }> {
   const servers: Server[] = [];
   const addresses: string[] = [];
   for (const url of urls) {
-    const server = createServer((request, response) => {
+    const server = listener(url, tls, (request, response) => {
       const path = (request.url ?? '/').split('?')[0];
       const reply = (status: number, type: string, body: string): void => {
         response.writeHead(status, { 'content-type': type });
@@ -58,4 +63,11 @@ export async function serveMetrics(urls: readonly URL[], metrics: MemberMetrics,
     servers.push(server);
   }
   return { servers, addresses };
+}
+
+function listener(url: URL, tls: TlsMaterial | undefined, handle: RequestListener): Server {
+  if (url.protocol === 'http:') return createServer(handle);
+  assert(url.protocol === 'https:' && tls !== undefined, `metrics URL ${url.href} is https but no certificate was loaded (validate() refuses this)`);
+  const ca = tls.ca === null ? {} : { ca: tls.ca };
+  return createHttpsServer({ cert: tls.cert, key: tls.key, ...ca, requestCert: tls.clientCertAuth, rejectUnauthorized: tls.clientCertAuth }, handle);
 }

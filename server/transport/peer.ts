@@ -34,6 +34,8 @@ export interface PeerEnvironment {
   readonly logger: Logger;
   readonly limits: PeerLimits;
   readonly random: () => number;
+  /** Plaintext for http://, the peer certificate and CA for https:// (server/tls.ts). */
+  readonly channelCredentials: (url: string) => grpc.ChannelCredentials;
   readonly metrics?: TransportMetrics;
   /** Both must be safe to call from inside send(): the transport defers them. */
   readonly unreachable: (peer: bigint) => void;
@@ -265,7 +267,7 @@ export class Peer {
   private newClient(): grpc.Client {
     const url = this.urls[this.urlIndex];
     assert(url !== undefined, 'peer URL index out of range');
-    return new grpc.Client(peerTarget(url), grpc.credentials.createInsecure(), {
+    return new grpc.Client(peerTarget(url), this.env.channelCredentials(url), {
       // Follow our own back-off instead of grpc-js's (1 s doubling to 120 s), so a restarted
       // peer is reached within backoffMaxMs.
       'grpc.initial_reconnect_backoff_ms': this.env.limits.backoffMinMs,
@@ -286,9 +288,9 @@ export class Peer {
   }
 }
 
-/** 'http://host:port' → 'host:port' (IPv6 hosts keep their brackets). TLS is not supported yet. */
+/** 'http://host:port' or 'https://host:port' → 'host:port' (IPv6 hosts keep their brackets). */
 export function peerTarget(url: string): string {
   const parsed = new URL(url);
-  assert(parsed.protocol === 'http:', `peer URL ${url}: only http:// is supported`);
-  return `${parsed.hostname}:${parsed.port === '' ? '80' : parsed.port}`;
+  assert(parsed.protocol === 'http:' || parsed.protocol === 'https:', `peer URL ${url}: only http:// and https:// are supported`);
+  return `${parsed.hostname}:${parsed.port === '' ? (parsed.protocol === 'https:' ? '443' : '80') : parsed.port}`;
 }

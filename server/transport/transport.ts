@@ -13,6 +13,7 @@ import * as grpc from '@grpc/grpc-js';
 import { GavelError, assert } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Message } from '../raft/types.js';
+import { channelCredentials, serverCredentials, type TlsMaterial } from '../tls.js';
 import { Peer, type PeerEnvironment, type PeerLimits } from './peer.js';
 import { peerService } from './receiver.js';
 import { peerDefinitions } from './service.js';
@@ -26,8 +27,13 @@ export interface PeerTransportOptions extends Partial<PeerLimits> {
   readonly memberId: bigint;
   readonly clusterId: bigint;
   readonly logger: Logger;
-  /** http://host:port; port 0 picks a free port (start() returns the bound address). */
+  /** http:// or https://host:port; port 0 picks a free port (start() returns the bound address). */
   readonly listenUrls: readonly URL[];
+  /**
+   * The peer certificate: served on https:// listen URLs and presented when dialling https://
+   * peers, whose certificates are checked against its CA. Required for https:// listen URLs.
+   */
+  readonly tls?: TlsMaterial;
   readonly handlers: TransportHandlers;
   onUnreachable?(peer: bigint): void;
   onSnapshotStatus?(peer: bigint, status: SnapshotStatus): void;
@@ -71,6 +77,7 @@ export class PeerTransport {
       logger: this.logger,
       limits,
       random: options.random ?? Math.random,
+      channelCredentials: (url) => channelCredentials(url, options.tls),
       ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
       unreachable: (peer) => {
         options.metrics?.peerUnreachable(peer);
@@ -102,7 +109,7 @@ export class PeerTransport {
     this.server = server;
     const addresses: string[] = [];
     try {
-      for (const url of this.options.listenUrls) addresses.push(await bind(server, url));
+      for (const url of this.options.listenUrls) addresses.push(await bind(server, url, this.options.tls));
     } catch (error) {
       server.forceShutdown();
       throw error;
@@ -196,11 +203,10 @@ function definedLimits(options: Partial<PeerLimits>): Partial<PeerLimits> {
   return Object.fromEntries(keys.filter((k) => options[k] !== undefined).map((k) => [k, options[k]]));
 }
 
-function bind(server: grpc.Server, url: URL): Promise<string> {
-  assert(url.protocol === 'http:', `listen URL ${url.href}: only http:// is supported`);
-  const port = url.port === '' ? '80' : url.port;
+function bind(server: grpc.Server, url: URL, tls: TlsMaterial | undefined): Promise<string> {
+  const port = url.port === '' ? (url.protocol === 'https:' ? '443' : '80') : url.port;
   return new Promise((resolve, reject) => {
-    server.bindAsync(`${url.hostname}:${port}`, grpc.ServerCredentials.createInsecure(), (error, bound) => {
+    server.bindAsync(`${url.hostname}:${port}`, serverCredentials(url, tls), (error, bound) => {
       if (error !== null) reject(error);
       else resolve(`${url.hostname}:${bound}`);
     });

@@ -66,6 +66,10 @@ export interface ClusterOptions {
   stopTimeoutMs?: number;
   /** The gavel entry point; default $GAVEL_MAIN, else dist/server/main.js under the repository root. */
   gavelMain?: string;
+  /** Scheme of the peer URLs; default 'http'. 'https' needs the --peer-cert-file/--peer-key-file flags in args. */
+  peerScheme?: 'http' | 'https';
+  /** Extra environment variables for every member process, on top of this process's environment. */
+  env?: Readonly<Record<string, string>>;
 }
 
 export interface ClusterMember {
@@ -75,7 +79,7 @@ export interface ClusterMember {
   readonly endpoint: string;
   /** http://host:port of the client API. */
   readonly clientUrl: string;
-  /** http://host:port of the peer API. */
+  /** http://host:port of the peer API (https:// with `peerScheme: 'https'`). */
   readonly peerUrl: string;
   readonly dataDir: string;
   /** pid of the current incarnation. */
@@ -134,10 +138,17 @@ export interface Cluster {
   memberId(member: ClusterMember): Promise<bigint>;
   /** SIGKILL (default) waits for the exit; SIGSTOP/SIGCONT pause and resume and return null. */
   kill(member: ClusterMember, signal?: NodeJS.Signals): Promise<ExitInfo | null>;
-  /** Stops the member if it runs, then starts it again on the same data dir and ports; waits for its ready line. */
-  restart(member: ClusterMember): Promise<void>;
-  /** `etcdctl member add NAME --peer-urls=...`, then starts it with --initial-cluster-state existing. */
-  addMember(name: string): Promise<ClusterMember>;
+  /**
+   * Stops the member if it runs, then starts it again on the same data dir and ports; waits for its ready line.
+   * `args`: flags appended to the member's own for this and later incarnations (later flags win, on
+   * both targets); `[]` goes back to the member's own flags.
+   */
+  restart(member: ClusterMember, options?: { args?: string[] }): Promise<void>;
+  /**
+   * `etcdctl member add NAME --peer-urls=...`, then starts it with --initial-cluster-state existing.
+   * `args` are appended to its flags; `readyTimeoutMs` bounds the wait for its ready line.
+   */
+  addMember(name: string, options?: { args?: string[]; readyTimeoutMs?: number }): Promise<ClusterMember>;
   /** `etcdctl member remove HEX`; the process is left running (to observe it stop) and killed by stop(). */
   removeMember(member: ClusterMember): Promise<void>;
   /** Runs etcdctl against `via` (default: every live member). */
@@ -208,11 +219,13 @@ interface MemberSpec {
   dataDir: string;
   clientPort: number;
   peerPort: number;
+  peerScheme: 'http' | 'https';
   /** Flags every incarnation gets, after the binary (and etcd's logger flags). */
   flags: string[];
   gavelMain: string;
   readyTimeoutMs: number;
   stopTimeoutMs: number;
+  env: Readonly<Record<string, string>>;
 }
 
 class MemberProcess implements ClusterMember {
@@ -222,6 +235,8 @@ class MemberProcess implements ClusterMember {
   private output = '';
   private incarnation = 0;
   private isPaused = false;
+  /** Appended to spec.flags (see Cluster.restart). */
+  extraFlags: string[] = [];
 
   constructor(private readonly spec: MemberSpec) {}
 
@@ -238,7 +253,7 @@ class MemberProcess implements ClusterMember {
     return `http://${this.endpoint}`;
   }
   get peerUrl(): string {
-    return `http://127.0.0.1:${this.spec.peerPort}`;
+    return `${this.spec.peerScheme}://127.0.0.1:${this.spec.peerPort}`;
   }
   get dataDir(): string {
     return this.spec.dataDir;
@@ -282,13 +297,13 @@ class MemberProcess implements ClusterMember {
   private commandLine(): { command: string; args: string[] } {
     if (this.spec.target === 'etcd') {
       // zap JSON lines on stderr, like gavel's, so the ready line and the tails read the same.
-      return { command: ETCD_BIN, args: ['--logger', 'zap', '--log-outputs', 'stderr', ...this.spec.flags] };
+      return { command: ETCD_BIN, args: ['--logger', 'zap', '--log-outputs', 'stderr', ...this.spec.flags, ...this.extraFlags] };
     }
     const main = this.spec.gavelMain;
     if (!existsSync(main)) {
       throw new Error(`${main} does not exist: build gavel first with 'npx tsc -p tsconfig.json' (or run with GAVEL_TARGET=etcd)`);
     }
-    return { command: process.execPath, args: [main, ...this.spec.flags] };
+    return { command: process.execPath, args: [main, ...this.spec.flags, ...this.extraFlags] };
   }
 
   /** Spawns a new incarnation and resolves on its ready line; bounded. */
@@ -298,7 +313,7 @@ class MemberProcess implements ClusterMember {
     this.incarnation += 1;
     const incarnation = this.incarnation;
     this.append(`--- ${this.target} ${this.name} start #${incarnation}: ${command} ${args.join(' ')}\n`);
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: repoRoot() });
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: repoRoot(), env: { ...process.env, ...this.spec.env } });
     this.child = child;
     this.exited = undefined;
     this.isPaused = false;
@@ -352,9 +367,9 @@ class MemberProcess implements ClusterMember {
     });
   }
 
-  /** etcd: "serving client traffic insecurely..."; gavel: {"msg":"serving client requests","address":"127.0.0.1:P"}. */
+  /** etcd: "serving client traffic (in)securely..."; gavel: {"msg":"serving client requests","address":"127.0.0.1:P"}. */
   private isReadyLine(line: string): boolean {
-    const wanted = this.target === 'etcd' ? 'serving client traffic insecurely' : 'serving client requests';
+    const wanted = this.target === 'etcd' ? 'serving client traffic' : 'serving client requests';
     if (!line.includes(wanted)) return false;
     try {
       const record: unknown = JSON.parse(line);
@@ -421,6 +436,8 @@ interface Settings {
   readyTimeoutMs: number;
   stopTimeoutMs: number;
   electionTimeoutMs: number;
+  env: Readonly<Record<string, string>>;
+  peerScheme: 'http' | 'https';
 }
 
 class ClusterImpl implements Cluster {
@@ -455,6 +472,8 @@ class ClusterImpl implements Cluster {
       readyTimeoutMs: options.readyTimeoutMs ?? READY_TIMEOUT_MS,
       stopTimeoutMs: options.stopTimeoutMs ?? STOP_TIMEOUT_MS,
       electionTimeoutMs,
+      env: options.env ?? {},
+      peerScheme: options.peerScheme ?? 'http',
     });
     const ports = await freePorts(2 * options.members, new Set());
     const specs = Array.from({ length: options.members }, (_, index) => ({
@@ -462,7 +481,7 @@ class ClusterImpl implements Cluster {
       clientPort: ports[2 * index] as number,
       peerPort: ports[2 * index + 1] as number,
     }));
-    const initialCluster = specs.map((spec) => `${spec.name}=http://127.0.0.1:${spec.peerPort}`).join(',');
+    const initialCluster = specs.map((spec) => `${spec.name}=${cluster.settings.peerScheme}://127.0.0.1:${spec.peerPort}`).join(',');
     for (const spec of specs) cluster.adopt(cluster.newMember(spec.name, spec.clientPort, spec.peerPort, initialCluster, 'new'));
     return cluster;
   }
@@ -481,9 +500,9 @@ class ClusterImpl implements Cluster {
     return [...this.everyMember];
   }
 
-  private newMember(name: string, clientPort: number, peerPort: number, initialCluster: string, state: 'new' | 'existing'): MemberProcess {
+  private newMember(name: string, clientPort: number, peerPort: number, initialCluster: string, state: 'new' | 'existing', extra: { args?: string[]; readyTimeoutMs?: number } = {}): MemberProcess {
     const clientUrl = `http://127.0.0.1:${clientPort}`;
-    const peerUrl = `http://127.0.0.1:${peerPort}`;
+    const peerUrl = `${this.settings.peerScheme}://127.0.0.1:${peerPort}`;
     const flags = [
       '--name', name,
       '--data-dir', join(this.settings.root, name),
@@ -496,6 +515,7 @@ class ClusterImpl implements Cluster {
       '--initial-cluster-token', this.settings.token,
       ...this.settings.commonFlags,
       ...this.settings.extraArgs,
+      ...(extra.args ?? []),
     ];
     return new MemberProcess({
       target: this.settings.target,
@@ -503,10 +523,12 @@ class ClusterImpl implements Cluster {
       dataDir: join(this.settings.root, name),
       clientPort,
       peerPort,
+      peerScheme: this.settings.peerScheme,
       flags,
       gavelMain: this.settings.gavelMain,
-      readyTimeoutMs: this.settings.readyTimeoutMs,
+      readyTimeoutMs: extra.readyTimeoutMs ?? this.settings.readyTimeoutMs,
       stopTimeoutMs: this.settings.stopTimeoutMs,
+      env: this.settings.env,
     });
   }
 
@@ -617,9 +639,10 @@ class ClusterImpl implements Cluster {
     return await this.own(member).signal(signal);
   }
 
-  async restart(member: ClusterMember): Promise<void> {
+  async restart(member: ClusterMember, options: { args?: string[] } = {}): Promise<void> {
     const own = this.own(member);
     if (own.running) await own.stop();
+    if (options.args !== undefined) own.extraFlags = [...options.args];
     try {
       await own.launch();
     } catch (error) {
@@ -627,11 +650,11 @@ class ClusterImpl implements Cluster {
     }
   }
 
-  async addMember(name: string): Promise<ClusterMember> {
+  async addMember(name: string, options: { args?: string[]; readyTimeoutMs?: number } = {}): Promise<ClusterMember> {
     if (this.everyMember.some((member) => member.name === name)) throw new Error(`a member named ${name} exists already`);
     const taken = new Set(this.everyMember.flatMap((member) => member.ports));
     const [clientPort, peerPort] = (await freePorts(2, taken)) as [number, number];
-    const peerUrl = `http://127.0.0.1:${peerPort}`;
+    const peerUrl = `${this.settings.peerScheme}://127.0.0.1:${peerPort}`;
     const stdout = await this.reconfigure(['member', 'add', name, `--peer-urls=${peerUrl}`]);
     // Member 4d2af34996c795b1 added to cluster a882a40010567583
     // ETCD_INITIAL_CLUSTER="n2=http://127.0.0.1:42380,n4=http://127.0.0.1:44380,..."
@@ -639,7 +662,7 @@ class ClusterImpl implements Cluster {
     const added = /^Member +([0-9a-f]+) added to cluster +([0-9a-f]+)$/m.exec(stdout);
     const initialCluster = /^ETCD_INITIAL_CLUSTER="([^"]*)"$/m.exec(stdout)?.[1];
     if (added === null || initialCluster === undefined) throw new Error(`unexpected 'member add' output:\n${stdout}`);
-    const member = this.newMember(name, clientPort, peerPort, initialCluster, 'existing');
+    const member = this.newMember(name, clientPort, peerPort, initialCluster, 'existing', options);
     this.adopt(member);
     this.memberIds.set(member, BigInt(`0x${added[1]}`));
     try {

@@ -123,6 +123,8 @@ export interface StartOptions {
   stopTimeoutMs?: number;
   /** The gavel entry point; default $GAVEL_MAIN, else dist/server/main.js under the repository root. */
   gavelMain?: string;
+  /** Scheme of the client URL; default 'http'. 'https' needs --cert-file and --key-file in args. */
+  clientScheme?: 'http' | 'https';
 }
 
 export interface ExitInfo {
@@ -135,7 +137,7 @@ export interface Member {
   readonly name: string;
   /** host:port of the client API, as etcdctl's --endpoints wants it. */
   readonly endpoint: string;
-  /** http://host:port */
+  /** http://host:port, or https:// with `clientScheme: 'https'`. */
   readonly clientUrl: string;
   readonly port: number;
   readonly dataDir: string;
@@ -174,6 +176,7 @@ export async function startMember(options: StartOptions = {}): Promise<Member> {
     readyTimeoutMs: options.readyTimeoutMs ?? READY_TIMEOUT_MS,
     stopTimeoutMs: options.stopTimeoutMs ?? STOP_TIMEOUT_MS,
     gavelMain,
+    clientScheme: options.clientScheme ?? 'http',
   });
   members.add(member);
   try {
@@ -209,7 +212,7 @@ class MemberImpl implements Member {
     readonly dataDir: string,
     private readonly tempRoot: string | undefined,
     args: string[],
-    private readonly limits: { readyTimeoutMs: number; stopTimeoutMs: number; gavelMain: string },
+    private readonly limits: { readyTimeoutMs: number; stopTimeoutMs: number; gavelMain: string; clientScheme: 'http' | 'https' },
   ) {
     this.extraArgs = args;
   }
@@ -218,7 +221,7 @@ class MemberImpl implements Member {
     return `127.0.0.1:${this.clientPort}`;
   }
   get clientUrl(): string {
-    return `http://${this.endpoint}`;
+    return `${this.limits.clientScheme}://${this.endpoint}`;
   }
   get port(): number {
     return this.clientPort;
@@ -261,7 +264,7 @@ class MemberImpl implements Member {
   }
 
   private commandLine(): { command: string; args: string[] } {
-    const clientUrl = `http://127.0.0.1:${this.clientPort}`;
+    const clientUrl = `${this.limits.clientScheme}://127.0.0.1:${this.clientPort}`;
     const peerUrl = `http://127.0.0.1:${this.peerPort}`;
     if (this.target === 'etcd') {
       return {
@@ -373,7 +376,8 @@ class MemberImpl implements Member {
   private readyPort(line: string): number | undefined {
     if (this.target === 'etcd') {
       // zap logger: {"msg":"serving client traffic insecurely; this is strongly discouraged!","address":"127.0.0.1:P"}
-      if (line.includes('serving client traffic insecurely') && line.includes(`127.0.0.1:${this.clientPort}`)) return this.clientPort;
+      // ("serving client traffic securely" on an https URL).
+      if (/serving client traffic (in)?securely/.test(line) && line.includes(`127.0.0.1:${this.clientPort}`)) return this.clientPort;
       return undefined;
     }
     if (!line.includes('serving client requests')) return undefined;
@@ -472,6 +476,8 @@ export interface EtcdctlOptions {
   env?: Record<string, string>;
   /** Hard bound on the run; default 15 s, then SIGKILL. */
   timeoutMs?: number;
+  /** Global flags placed right after --endpoints, e.g. ['--cacert', ca, '--cert', cert, '--key', key]. */
+  globalFlags?: readonly string[];
 }
 
 /** Runs `etcdctl --endpoints ENDPOINT ARGS...` with ETCDCTL_API=3 and collects its output. */
@@ -493,7 +499,7 @@ export interface BackgroundEtcdctl {
 
 /** Starts etcdctl in the background (e.g. `watch`); it is SIGKILLed after timeoutMs (default 15 s). */
 export function spawnEtcdctl(endpoint: string, args: readonly string[], options: EtcdctlOptions = {}): BackgroundEtcdctl {
-  const child = spawn(ETCDCTL_BIN, ['--endpoints', endpoint, ...args], {
+  const child = spawn(ETCDCTL_BIN, ['--endpoints', endpoint, ...(options.globalFlags ?? []), ...args], {
     stdio: ['pipe', 'pipe', 'pipe'],
     env: { ...process.env, ETCDCTL_API: '3', ...options.env },
   });

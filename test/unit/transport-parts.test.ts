@@ -130,6 +130,7 @@ describe('peerTarget', () => {
     expect(peerTarget('http://10.0.0.1:2380')).toBe('10.0.0.1:2380');
     expect(peerTarget('http://[::1]:2380/')).toBe('[::1]:2380');
     expect(peerTarget('http://example.com')).toBe('example.com:80');
-    expect(() => peerTarget('https://example.com:2380')).toThrow(/only http/);
+    expect(peerTarget('https://example.com:2380')).toBe('example.com:2380');
+    expect(() => peerTarget('ftp://example.com:2380')).toThrow(/only http/);
   });
 });
