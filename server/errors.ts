@@ -34,7 +34,11 @@ export type GavelErrorCode =
   | 'MemberNotLearner'
   | 'LearnerNotReady'
   | 'BadLeaderTransferee'
-  | 'LeaderTransferTimeout';
+  | 'LeaderTransferTimeout'
+  /** A lock not granted within the caller's wait (v3lock's wait_ms / try_lock extensions). */
+  | 'LockBusy'
+  /** An error etcd reports with status Unknown and a text of its own (v3lock, v3election). */
+  | 'Unknown';
 
 export class GavelError extends Error {
   constructor(

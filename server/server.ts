@@ -19,6 +19,7 @@ import { ShellStorage } from './node/shell-storage.js';
 import { bootstrapNewCluster, confStateOf, identityOps, loadIdentity, restoreRaftStorage, type Identity } from './cluster/bootstrap.js';
 import { discoverIdentity } from './cluster/join.js';
 import { PeerTransport } from './transport/transport.js';
+import { loadTls, serverCredentials, type MemberTls, type TlsMaterial } from './tls.js';
 import { serviceDefinition } from './proto.js';
 import { MemberMetrics } from './metrics/registry.js';
 import { instrumentService } from './metrics/grpc.js';
@@ -26,6 +27,11 @@ import { serveMetrics } from './metrics/http.js';
 import type { Server as HttpServer } from 'node:http';
 import type { ApiContext } from './api/context.js';
 import { kvService } from './api/kv.js';
+import { Client } from '../client/client.js';
+import type { ServiceName } from '../client/channel.js';
+import { InProcessChannel } from './api/in-process.js';
+import { lockService } from './api/lock.js';
+import { electionService } from './api/election.js';
 import { leaseService } from './api/lease.js';
 import { watchService } from './api/watch.js';
 import { clusterService, maintenanceService } from './api/maintenance.js';
@@ -67,16 +73,18 @@ export class Member {
   ) {}
 
   static async start(config: Config, logger: Logger, events: MemberEvents = {}, clock: Clock = systemClock): Promise<Member> {
+    // Certificate files are read before anything is opened: a bad one stops the start here.
+    const tls = loadTls(config);
     const storage = await Storage.open(config.dataDir);
     try {
-      return await Member.startOn(storage, config, logger, events, clock);
+      return await Member.startOn(storage, config, logger, events, clock, tls);
     } catch (error) {
       await storage.close();
       throw error;
     }
   }
 
-  private static async startOn(storage: Storage, config: Config, logger: Logger, events: MemberEvents, clock: Clock): Promise<Member> {
+  private static async startOn(storage: Storage, config: Config, logger: Logger, events: MemberEvents, clock: Clock, tls: MemberTls): Promise<Member> {
     const loadOptions = { minLeaseTtlSeconds: minLeaseTtlSeconds(config.electionTimeoutMs, config.heartbeatIntervalMs), clock };
     const machine = new StateMachine(await loadMachineState(storage, loadOptions));
     let node: RaftNode | undefined;
@@ -86,7 +94,7 @@ export class Member {
       confState: () => confStateOf(machine.membership),
       build: () => buildSnapshot(machine),
     });
-    const { identity, peers } = await resolveIdentity(storage, config, machine, raftStorage, logger);
+    const { identity, peers } = await resolveIdentity(storage, config, machine, raftStorage, logger, tls.peer);
     const watchHub = new WatchHub(
       {
         get currentRevision() {
@@ -116,6 +124,7 @@ export class Member {
       clusterId: identity.clusterId,
       logger: logger.child({ component: 'transport' }),
       listenUrls: [...config.listenPeerUrls],
+      ...(tls.peer === undefined ? {} : { tls: tls.peer }),
       handlers: {
         onMessage: (message) => node?.step(message),
         leaseRenew: (id) => requireNode(node).renewLease(id),
@@ -166,7 +175,7 @@ export class Member {
     });
     const ctx: ApiContext = { config, node, machine, watchHub, logger, diskSizeBytes: () => storage.diskSizeBytes(), defragment: () => storage.defragment() };
     addServices(grpcServer, ctx, metrics);
-    const addresses = await bindAll(grpcServer, config);
+    const addresses = await bindAll(grpcServer, config, tls.client);
     const clientUrls = config.advertiseClientUrls.map((url, i) => withPort(url, addresses[i] ?? addresses[0] ?? ''));
     const startCommit = node.status().commitIndex;
     const http = await serveMetrics(config.listenMetricsUrls, metrics, {
@@ -181,7 +190,7 @@ export class Member {
         );
       },
       ready: () => node !== undefined && node.status().leader !== 0n && machine.appliedIndex >= startCommit,
-    });
+    }, tls.client);
     for (const address of http.addresses) logger.info('serving metrics and health', { address });
     const member = new Member(config, logger, storage, machine, node, transport, watchHub, grpcServer, addresses, clientUrls, http.servers, metrics);
     memberRef = member;
@@ -308,16 +317,21 @@ export class Member {
 }
 
 function addServices(server: grpc.Server, ctx: ApiContext, metrics: MemberMetrics): void {
-  const services: [string, grpc.UntypedServiceImplementation][] = [
+  const core = new Map<ServiceName, grpc.UntypedServiceImplementation>([
     ['etcdserverpb.KV', kvService(ctx)],
     ['etcdserverpb.Watch', watchService(ctx)],
     ['etcdserverpb.Lease', leaseService(ctx)],
     ['etcdserverpb.Maintenance', maintenanceService(ctx)],
     ['etcdserverpb.Cluster', clusterService(ctx)],
-    // Declared now so clients get UNIMPLEMENTED (not "unknown service") until their handlers land.
+  ]);
+  // Lock and Election run the client library's recipes against this member, in-process.
+  const local = new Client({ channel: new InProcessChannel(core) });
+  const services: [string, grpc.UntypedServiceImplementation][] = [
+    ...core,
+    ['v3lockpb.Lock', lockService(ctx, local)],
+    ['v3electionpb.Election', electionService(ctx, local)],
+    // Declared now so clients get UNIMPLEMENTED (not "unknown service") until its handlers land.
     ['etcdserverpb.Auth', {}],
-    ['v3lockpb.Lock', {}],
-    ['v3electionpb.Election', {}],
   ];
   for (const [name, implementation] of services) {
     const definition = serviceDefinition(name);
@@ -332,6 +346,7 @@ async function resolveIdentity(
   machine: StateMachine,
   raftStorage: ShellStorage,
   logger: Logger,
+  peerTls: TlsMaterial | undefined,
 ): Promise<{ identity: Identity; peers: readonly { id: bigint; peerUrls: readonly string[] }[] }> {
   const existing = await loadIdentity(storage);
   if (existing !== undefined) {
@@ -339,7 +354,7 @@ async function resolveIdentity(
     return { identity: existing, peers: [] };
   }
   if (config.initialClusterState === 'new') return { identity: await bootstrapNewCluster(storage, config, machine, raftStorage, logger), peers: [] };
-  const discovered = await discoverIdentity(config, logger);
+  const discovered = await discoverIdentity(config, logger, peerTls);
   await storage.write(identityOps(discovered.identity), true);
   logger.info('joining an existing cluster', { memberId: discovered.identity.memberId.toString(16), clusterId: discovered.identity.clusterId.toString(16) });
   return discovered;
@@ -354,13 +369,14 @@ function sameList(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
-async function bindAll(server: grpc.Server, config: Config): Promise<string[]> {
+/** Each URL as its scheme says: http:// plaintext, https:// with --cert-file (and client certificates under --client-cert-auth). */
+async function bindAll(server: grpc.Server, config: Config, tls: TlsMaterial | undefined): Promise<string[]> {
   const addresses: string[] = [];
   for (const url of config.listenClientUrls) {
     const host = listenHost(url);
     const target = host.includes(':') ? `[${host}]:${url.port}` : `${host}:${url.port}`;
     const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(target, grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(new Error(`cannot listen on ${url.href}: ${error.message}`)) : resolve(bound))),
+      server.bindAsync(target, serverCredentials(url, tls), (error, bound) => (error ? reject(new Error(`cannot listen on ${url.href}: ${error.message}`)) : resolve(bound))),
     );
     addresses.push(host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`);
   }

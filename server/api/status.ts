@@ -38,6 +38,8 @@ const TABLE: Record<GavelErrorCode, { code: grpc.status; message: string }> = {
   LearnerNotReady: { code: Status.FAILED_PRECONDITION, message: 'etcdserver: can only promote a learner member which is in sync with leader' },
   BadLeaderTransferee: { code: Status.FAILED_PRECONDITION, message: 'etcdserver: bad leader transferee' },
   LeaderTransferTimeout: { code: Status.UNAVAILABLE, message: 'etcdserver: request timed out, leader transfer took too long' },
+  LockBusy: { code: Status.ABORTED, message: 'gavel: lock is held by another session' },
+  Unknown: { code: Status.UNKNOWN, message: 'unknown error' },
   WatchIdExists: { code: Status.INVALID_ARGUMENT, message: 'mvcc: duplicate watch ID provided on the WatchStream' },
 };
 
@@ -52,7 +54,7 @@ export function toServiceError(error: unknown): ServiceErrorLike {
   if (error instanceof GavelError) {
     const entry = TABLE[error.code];
     // InvalidArgument and Unimplemented carry a message of their own; the rest are etcd's fixed texts.
-    const text = error.code === 'InvalidArgument' || error.code === 'Unimplemented' ? error.message : entry.message;
+    const text = error.code === 'InvalidArgument' || error.code === 'Unimplemented' || error.code === 'Unknown' ? error.message : entry.message;
     return { code: entry.code, details: text, message: text };
   }
   const text = error instanceof Error ? error.message : String(error);

@@ -10,6 +10,7 @@
  */
 import { IN_FLIGHT_GRACE_MS, runClosedLoop, withGrace, type Operation } from './loop.js';
 import { parseFlags, positive, target } from './args.js';
+import { printTable, type Row } from './table.js';
 import { cpus, totalmem, platform, release } from 'node:os';
 import { startMember, stopAllMembers, type Member, type Target } from '../helpers/gavel.js';
 import { EtcdGrpcClient, type LeaseKeepAliveResponse } from '../helpers/grpc.js';
@@ -21,14 +22,6 @@ interface Options {
   valueBytes: number;
 }
 
-interface Row {
-  name: string;
-  clients: number;
-  operations: number;
-  errors: number;
-  seconds: number;
-  latenciesMs: number[];
-}
 
 const KEEPALIVE_WINDOW = 64;
 
@@ -94,31 +87,6 @@ async function keepAliveThroughput(endpoint: string, durationMs: number): Promis
   return row;
 }
 
-
-function percentile(sorted: readonly number[], fraction: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor(fraction * sorted.length))] ?? Number.NaN;
-}
-
-function printTable(rows: readonly Row[]): void {
-  const header = ['measurement', 'clients', 'ops', 'errors', 'ops/s', 'p50 ms', 'p99 ms'];
-  const lines = rows.map((row) => {
-    const sorted = [...row.latenciesMs].sort((a, b) => a - b);
-    return [
-      row.name,
-      String(row.clients),
-      String(row.operations),
-      String(row.errors),
-      (row.operations / row.seconds).toFixed(0),
-      percentile(sorted, 0.5).toFixed(2),
-      percentile(sorted, 0.99).toFixed(2),
-    ];
-  });
-  const widths = header.map((title, column) => Math.max(title.length, ...lines.map((line) => (line[column] ?? '').length)));
-  const format = (cells: readonly string[]): string => cells.map((cell, column) => (column === 0 ? cell.padEnd(widths[column] ?? 0) : cell.padStart(widths[column] ?? 0))).join('  ');
-  process.stdout.write(`${format(header)}\n${widths.map((width) => '-'.repeat(width)).join('  ')}\n`);
-  for (const line of lines) process.stdout.write(`${format(line)}\n`);
-}
 
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));

@@ -1,0 +1,155 @@
+/**
+ * The client library's Channel, served in-process by this member's own service handlers (as
+ * etcd's v3lock and v3election use an in-process clientv3). Messages are encoded and decoded
+ * with the methods' protobuf codecs on the way, so handlers and the client see exactly the
+ * objects a network call would give them.
+ */
+import { EventEmitter } from 'node:events';
+import * as grpc from '@grpc/grpc-js';
+import type { Channel, ChannelCallOptions, ChannelStream, ServiceName } from '../../client/channel.js';
+import { serviceDefinition } from '../proto.js';
+
+type Handler = (call: unknown, callback?: (error: grpc.ServiceError | null, value?: unknown) => void) => void;
+
+interface Method {
+  readonly handler: Handler;
+  readonly definition: grpc.MethodDefinition<unknown, unknown>;
+}
+
+/** A copy of a message as the other side of a network call would decode it. */
+function requestCopy(method: Method, message: unknown): unknown {
+  return method.definition.requestDeserialize(method.definition.requestSerialize(message));
+}
+function responseCopy(method: Method, message: unknown): unknown {
+  return method.definition.responseDeserialize(method.definition.responseSerialize(message));
+}
+
+function status(code: grpc.status, details: string): { code: grpc.status; details: string } {
+  return { code, details };
+}
+
+/** What handlers see of a call: its request, metadata, cancellation and (for streams) I/O. */
+class ServerSide extends EventEmitter {
+  readonly metadata = new grpc.Metadata();
+  cancelled = false;
+  constructor(
+    readonly request: unknown,
+    private readonly toClient: { data(message: unknown): void; end(): void; error(e: { code: number; details: string }): void },
+  ) {
+    super();
+  }
+  write(message: unknown): boolean {
+    if (!this.cancelled) this.toClient.data(message);
+    return true;
+  }
+  end(): void {
+    if (!this.cancelled) this.toClient.end();
+  }
+  destroy(error?: { code?: number; details?: string; message?: string }): void {
+    if (this.cancelled) return;
+    this.cancelled = true;
+    this.toClient.error(status(error?.code ?? grpc.status.INTERNAL, error?.details ?? error?.message ?? 'stream destroyed'));
+  }
+  cancel(): void {
+    if (this.cancelled) return;
+    this.cancelled = true;
+    this.emit('cancelled');
+    this.emit('close');
+  }
+  getPeer(): string {
+    return 'in-process';
+  }
+}
+
+export class InProcessChannel implements Channel {
+  readonly target = 'in-process';
+  private readonly methods = new Map<string, Method>();
+  private closed = false;
+
+  constructor(services: ReadonlyMap<ServiceName, grpc.UntypedServiceImplementation>) {
+    for (const [service, implementation] of services) {
+      const definition = serviceDefinition(service);
+      for (const [name, handler] of Object.entries(implementation)) {
+        const method = definition[name];
+        if (method !== undefined) this.methods.set(`${service}/${name}`, { handler: handler as Handler, definition: method as grpc.MethodDefinition<unknown, unknown> });
+      }
+    }
+  }
+
+  private method(service: ServiceName, name: string): Method {
+    const method = this.methods.get(`${service}/${name}`);
+    if (method === undefined) throw status(grpc.status.UNIMPLEMENTED, `${service}/${name} is not served in-process`);
+    if (this.closed) throw status(grpc.status.UNAVAILABLE, 'etcdserver: server stopped');
+    return method;
+  }
+
+  unary(service: ServiceName, name: string, request: object, options: ChannelCallOptions): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const method = this.method(service, name);
+      let settled = false;
+      const settle = (error: { code: number; details: string } | undefined, value?: unknown): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        options.signal?.removeEventListener('abort', onAbort);
+        if (error !== undefined) reject(error);
+        else resolve(responseCopy(method, value));
+      };
+      const call = new ServerSide(requestCopy(method, request), { data: () => undefined, end: () => undefined, error: (e) => settle(e) });
+      const onAbort = (): void => {
+        call.cancel();
+        settle(status(grpc.status.CANCELLED, 'Cancelled on client'));
+      };
+      const timer =
+        options.deadline === undefined
+          ? undefined
+          : setTimeout(() => {
+              call.cancel();
+              settle(status(grpc.status.DEADLINE_EXCEEDED, 'Deadline exceeded'));
+            }, Math.max(0, options.deadline - Date.now()));
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      method.handler(call, (error, value) => settle(error === null ? undefined : status(error.code ?? grpc.status.UNKNOWN, error.details ?? error.message), value));
+    });
+  }
+
+  stream(service: ServiceName, name: string, options: ChannelCallOptions, request?: object): ChannelStream {
+    const method = this.method(service, name);
+    const client = new EventEmitter() as ChannelStream;
+    let finished = false;
+    // Deliveries are queued, not made in the caller's stack, so neither side re-enters the other.
+    const deliver = (event: string, payload?: unknown): void =>
+      queueMicrotask(() => {
+        if (finished) return;
+        if (event !== 'data') finished = true;
+        client.emit(event, payload);
+      });
+    const call = new ServerSide(request === undefined ? undefined : requestCopy(method, request), {
+      data: (message) => deliver('data', responseCopy(method, message)),
+      end: () => deliver('end'),
+      error: (e) => deliver('error', e),
+    });
+    client.write = (message: object) => {
+      if (finished || call.cancelled) return;
+      const copy = requestCopy(method, message);
+      queueMicrotask(() => call.emit('data', copy));
+    };
+    client.end = () => queueMicrotask(() => call.emit('end'));
+    client.cancel = () => {
+      finished = true;
+      call.cancel();
+    };
+    client.pause = () => undefined;
+    client.resume = () => undefined;
+    options.signal?.addEventListener('abort', () => client.cancel(), { once: true });
+    method.handler(call);
+    return client;
+  }
+
+  failover(): void {
+    // One member, no other to try.
+  }
+
+  close(): void {
+    this.closed = true;
+  }
+}

@@ -1,0 +1,50 @@
+/**
+ * v3lockpb.Lock, served by the client library's Mutex running in-process (DESIGN.md §5), with
+ * etcd's key layout `name/<lease hex>`. Beyond etcd: a waiter whose lease expires gets an error
+ * at once, never a grant; `wait_ms` and `try_lock` let the server answer "not acquired"
+ * definitively, so every language gets a try-lock without racing a gRPC deadline.
+ */
+import type * as grpc from '@grpc/grpc-js';
+import type { Client } from '../../client/client.js';
+import { GavelError } from '../errors.js';
+import { toBigInt, toNumber } from './convert.js';
+import { callSignal, header, unary, type ApiContext } from './context.js';
+import { recipeError, sessionForLease } from './recipe-errors.js';
+
+interface WireLockRequest {
+  name: Buffer;
+  lease: string;
+  wait_ms: string;
+  try_lock: boolean;
+}
+
+export function lockService(ctx: ApiContext, client: Client): grpc.UntypedServiceImplementation {
+  return {
+    Lock: unary(async (r: WireLockRequest, call) => {
+      const signal = callSignal(call);
+      const waitMs = toNumber(r.wait_ms);
+      if (waitMs < 0) throw new GavelError('InvalidArgument', 'gavel: wait_ms must not be negative');
+      try {
+        const session = await sessionForLease(client, toBigInt(r.lease), signal);
+        const mutex = client.mutex(r.name, { session, keyPer: 'session' });
+        if (r.try_lock) {
+          if (!(await mutex.tryLock({ signal }))) throw new GavelError('LockBusy');
+        } else {
+          await mutex.lock({ signal, ...(waitMs > 0 ? { timeoutMs: waitMs } : {}) });
+        }
+        return { header: header(ctx), key: mutex.key };
+      } catch (error) {
+        throw recipeError(error);
+      }
+    }, ctx),
+
+    Unlock: unary(async (r: { key: Buffer }, call) => {
+      try {
+        const result = await client.kv.delete(r.key, { signal: callSignal(call) });
+        return { header: header(ctx, Number(result.header.revision)) };
+      } catch (error) {
+        throw recipeError(error);
+      }
+    }, ctx),
+  };
+}
