@@ -25,6 +25,8 @@ export interface Config {
   readonly watchProgressNotifyIntervalMs: number;
   readonly leaseCheckpointIntervalMs: number;
   readonly logLevel: LogLevel;
+  /** Lock names that get a `name` label of their own on the gavel_lock_* metrics (comma-separated); others count as "other". */
+  readonly metricsLockNames: string;
   /** TLS (server/tls.ts): '' means not given. Client side: the client gRPC listeners (and https metrics). */
   readonly certFile: string;
   readonly keyFile: string;
@@ -78,6 +80,7 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'peer-key-file', kind: 'string', field: 'peerKeyFile', help: 'path to the peer TLS key file (PEM)' },
   { name: 'peer-trusted-ca-file', kind: 'string', field: 'peerTrustedCaFile', help: "path to the peer TLS trusted CA file (PEM), which signs the peers' certificates" },
   { name: 'peer-client-cert-auth', kind: 'bool', field: 'peerClientCertAuth', help: 'refuse peers without a certificate signed by --peer-trusted-ca-file' },
+  { name: 'metrics-lock-names', kind: 'string', field: 'metricsLockNames', help: 'comma-separated lock names that get their own name label on the gavel_lock_* metrics (others count as "other"; keeps label cardinality bounded)' },
 ];
 
 export function defaultConfig(): Config {
@@ -102,6 +105,7 @@ export function defaultConfig(): Config {
     watchProgressNotifyIntervalMs: 10 * 60 * 1000,
     leaseCheckpointIntervalMs: 5000,
     logLevel: 'info',
+    metricsLockNames: '',
     certFile: '',
     keyFile: '',
     trustedCaFile: '',

@@ -116,6 +116,7 @@ export class Member {
       pendingProposals: () => node?.pendingProposals() ?? 0,
       dbSizeBytes: () => storage.diskSizeBytes(),
       keyCount: () => machine.store.keyCount,
+      lockNames: new Set(config.metricsLockNames.split(',').filter((n) => n.length > 0)),
     });
     const hex = (peer: bigint): string => peer.toString(16);
 
@@ -173,7 +174,7 @@ export class Member {
       'grpc.max_receive_message_length': config.maxRequestBytes + GRPC_OVERHEAD_BYTES,
       'grpc.max_send_message_length': -1,
     });
-    const ctx: ApiContext = { config, node, machine, watchHub, logger, diskSizeBytes: () => storage.diskSizeBytes(), defragment: () => storage.defragment() };
+    const ctx: ApiContext = { config, node, machine, watchHub, logger, diskSizeBytes: () => storage.diskSizeBytes(), defragment: () => storage.defragment(), lockMetrics: metrics.locks };
     addServices(grpcServer, ctx, metrics);
     const addresses = await bindAll(grpcServer, config, tls.client);
     const clientUrls = config.advertiseClientUrls.map((url, i) => withPort(url, addresses[i] ?? addresses[0] ?? ''));
@@ -282,6 +283,7 @@ export class Member {
     if (expired.length === 0) return;
     this.logger.info('leases expired', { count: expired.length });
     this.metrics.leaseExpired.inc(expired.length);
+    this.metrics.locks.sessionExpiries.inc(expired.length);
     for (const id of expired) {
       this.node.propose({ lease_revoke: { ID: id.toString() } }).catch((error: unknown) => {
         this.logger.warn('failed to revoke expired lease', { lease: id.toString(16), error });

@@ -5,6 +5,7 @@ import type { Logger } from '../log.js';
 import type { Consensus } from '../node/consensus.js';
 import type { StateMachine } from '../apply/state-machine.js';
 import type { WatchHub } from '../watch/hub.js';
+import type { LockMetrics } from '../metrics/locks.js';
 import type { WireHeader } from './wire.js';
 import { toServiceError } from './status.js';
 import { GavelError } from '../errors.js';
@@ -19,6 +20,8 @@ export interface ApiContext {
   readonly diskSizeBytes: () => Promise<number>;
   /** Compacts the member's database on disk (Maintenance.Defragment). */
   readonly defragment: () => Promise<void>;
+  /** gavel_* coordination metrics (locks, fencing, elections). */
+  readonly lockMetrics: LockMetrics;
 }
 
 export function header(ctx: ApiContext, revision?: number): WireHeader {

@@ -49,6 +49,7 @@ export function electionService(ctx: ApiContext, client: Client): grpc.UntypedSe
         const signal = callSignal(call);
         const session = await sessionForLease(client, toBigInt(r.lease), signal);
         const leader = await client.election(r.name, { session }).campaign(r.value, { signal });
+        ctx.lockMetrics.electionLeaderChanges.inc({ name: ctx.lockMetrics.label(r.name.toString()) });
         return { header: header(ctx), leader: { name: leader.name, key: leader.key, rev: String(leader.revision), lease: String(leader.lease) } };
       }),
       ctx,

@@ -4,6 +4,7 @@ import { GavelError } from '../errors.js';
 import type { ApplyResult } from '../apply/state-machine.js';
 import { deleteRangeResponseToWire, putResponseToWire, rangeFromWire, rangeResponseToWire, txnFromWire, txnResponseToWire } from './convert.js';
 import { callSignal, header, unary, type ApiContext } from './context.js';
+import { isFencedTxn } from '../metrics/locks.js';
 import { checkDeleteRange, checkPut, checkRange, checkTxn, txnWrites } from './validate.js';
 import type { WireCompactionRequest, WireDeleteRangeRequest, WirePutRequest, WireRangeRequest, WireTxnRequest } from './wire.js';
 
@@ -19,14 +20,27 @@ function nestedHeader(revision: number): object {
   return { revision: String(revision) };
 }
 
+/**
+ * FOR TESTS ONLY: a deliberately broken server. With GAVEL_UNSAFE_LOCAL_READS=1 in the
+ * environment, Range and read-only Txn skip the read barrier (ReadIndex) and answer from this
+ * member's local state, which may be stale (a follower that has not applied the latest commits,
+ * a paused member, a deposed leader). The fault test (test/fault/broken.test.ts) switches it on
+ * to prove that its linearizability checker catches stale reads. Never set it in production.
+ */
+export function unsafeLocalReads(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env['GAVEL_UNSAFE_LOCAL_READS'] === '1';
+}
+
 export function kvService(ctx: ApiContext): grpc.UntypedServiceImplementation {
+  const skipReadBarrier = unsafeLocalReads();
+  if (skipReadBarrier) ctx.logger.warn('GAVEL_UNSAFE_LOCAL_READS=1: linearizable reads are answered locally without a read barrier (tests only)');
   // Honour clients that require a leader (fail fast instead of waiting for an election).
   const leaderAware = <Req, Res>(fn: Parameters<typeof unary<Req, Res>>[0]): ReturnType<typeof unary<Req, Res>> => unary(fn, ctx);
   return {
     Range: leaderAware(async (r: WireRangeRequest, call) => {
       checkRange(r);
       const request = rangeFromWire(r);
-      if (!request.serializable) await ctx.node.readBarrier(callSignal(call));
+      if (!request.serializable && !skipReadBarrier) await ctx.node.readBarrier(callSignal(call));
       const response = ctx.machine.store.range(request);
       return { header: header(ctx), ...rangeResponseToWire(response) };
     }),
@@ -48,11 +62,12 @@ export function kvService(ctx: ApiContext): grpc.UntypedServiceImplementation {
       if (!txnWrites(r)) {
         // A read-only txn is served like a Range: a read barrier, then local state.
         const request = txnFromWire(r);
-        await ctx.node.readBarrier(callSignal(call));
+        if (!skipReadBarrier) await ctx.node.readBarrier(callSignal(call));
         const w = ctx.machine.store.txn(request, () => true);
         return { header: header(ctx), ...txnResponseToWire(w.response, nestedHeader(ctx.machine.store.currentRevision)) };
       }
       const result = expectResult(await ctx.node.propose({ txn: r }, callSignal(call)), 'txn');
+      if (!result.response.succeeded && isFencedTxn(r)) ctx.lockMetrics.fencingRejections.inc();
       return { header: header(ctx, result.revision), ...txnResponseToWire(result.response, nestedHeader(result.revision)) };
     }),
 

@@ -10,6 +10,7 @@ import { GavelError } from '../errors.js';
 import { toBigInt, toNumber } from './convert.js';
 import { callSignal, header, unary, type ApiContext } from './context.js';
 import { recipeError, sessionForLease } from './recipe-errors.js';
+import { rangeRequest } from '../mvcc/requests.js';
 
 interface WireLockRequest {
   name: Buffer;
@@ -18,12 +19,20 @@ interface WireLockRequest {
   try_lock: boolean;
 }
 
+/** The lock name of a key `name/<lease hex>`. */
+function lockName(key: Buffer): string {
+  const text = key.toString();
+  const slash = text.lastIndexOf('/');
+  return slash < 0 ? text : text.slice(0, slash);
+}
+
 export function lockService(ctx: ApiContext, client: Client): grpc.UntypedServiceImplementation {
   return {
     Lock: unary(async (r: WireLockRequest, call) => {
       const signal = callSignal(call);
       const waitMs = toNumber(r.wait_ms);
       if (waitMs < 0) throw new GavelError('InvalidArgument', 'gavel: wait_ms must not be negative');
+      const wait = ctx.lockMetrics.waiting('v3lock', r.name.toString());
       try {
         const session = await sessionForLease(client, toBigInt(r.lease), signal);
         const mutex = client.mutex(r.name, { session, keyPer: 'session' });
@@ -32,8 +41,12 @@ export function lockService(ctx: ApiContext, client: Client): grpc.UntypedServic
         } else {
           await mutex.lock({ signal, ...(waitMs > 0 ? { timeoutMs: waitMs } : {}) });
         }
+        const revision = mutex.fencingToken;
+        // Held while the key is there with the grant's create revision (a lease expiry removes it).
+        wait.granted(mutex.key.toString('hex'), () => ctx.machine.store.range(rangeRequest(mutex.key)).kvs[0]?.createRevision === Number(revision));
         return { header: header(ctx), key: mutex.key };
       } catch (error) {
+        wait.failed();
         throw recipeError(error);
       }
     }, ctx),
@@ -41,6 +54,7 @@ export function lockService(ctx: ApiContext, client: Client): grpc.UntypedServic
     Unlock: unary(async (r: { key: Buffer }, call) => {
       try {
         const result = await client.kv.delete(r.key, { signal: callSignal(call) });
+        ctx.lockMetrics.released('v3lock', lockName(r.key), r.key.toString('hex'));
         return { header: header(ctx, Number(result.header.revision)) };
       } catch (error) {
         throw recipeError(error);

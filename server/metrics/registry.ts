@@ -4,6 +4,7 @@
  * ours is named gavel_*. Labels are bounded: methods, codes and peer ids, never keys.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { LockMetrics } from './locks.js';
 
 /** etcd's buckets for disk latencies: 1 ms doubling to about 8 s. */
 const DISK_BUCKETS = Array.from({ length: 14 }, (_, i) => 0.001 * 2 ** i);
@@ -20,6 +21,8 @@ export interface MetricsSources {
   pendingProposals(): number;
   dbSizeBytes(): Promise<number>;
   keyCount(): number;
+  /** Lock names with a `name` label of their own on gavel_lock_*. */
+  lockNames?: ReadonlySet<string>;
 }
 
 export class MemberMetrics {
@@ -33,6 +36,7 @@ export class MemberMetrics {
   readonly peerSent: Counter<'To'>;
   readonly peerReceived: Counter<'From'>;
   readonly leaseExpired: Counter;
+  readonly locks: LockMetrics;
   readonly grpcStarted: Counter<'grpc_type' | 'grpc_service' | 'grpc_method'>;
   readonly grpcHandled: Counter<'grpc_type' | 'grpc_service' | 'grpc_method' | 'grpc_code'>;
   readonly grpcHandling: Histogram<'grpc_type' | 'grpc_service' | 'grpc_method'>;
@@ -57,6 +61,7 @@ export class MemberMetrics {
     new Gauge({ name: 'etcd_mvcc_db_total_size_in_bytes', help: 'Total size of the underlying database physically allocated in bytes.', registers, async collect() { this.set(await sources.dbSizeBytes()); } });
     new Gauge({ name: 'etcd_debugging_mvcc_keys_total', help: 'Total number of keys.', registers, collect() { this.set(sources.keyCount()); } });
     this.leaseExpired = new Counter({ name: 'etcd_debugging_server_lease_expired_total', help: 'The total number of expired leases.', registers });
+    this.locks = new LockMetrics(this.registry, sources.lockNames ?? new Set());
     const grpcLabels = ['grpc_type', 'grpc_service', 'grpc_method'] as const;
     this.grpcStarted = new Counter({ name: 'grpc_server_started_total', help: 'Total number of RPCs started on the server.', labelNames: grpcLabels, registers });
     this.grpcHandled = new Counter({ name: 'grpc_server_handled_total', help: 'Total number of RPCs completed on the server, regardless of success or failure.', labelNames: [...grpcLabels, 'grpc_code'], registers });

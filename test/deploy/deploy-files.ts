@@ -67,14 +67,14 @@ export const KNOWN_METRICS: Readonly<Record<string, KnownMetric>> = {
   process_resident_memory_bytes: live('gauge'),
   process_open_fds: live('gauge'),
   process_max_fds: live('gauge'),
-  gavel_lock_holders: pending('gauge'),
-  gavel_lock_waiters: pending('gauge'),
-  gavel_lock_acquire_wait_seconds: pending('histogram'),
-  gavel_lock_handoff_seconds: pending('histogram'),
+  gavel_lock_holders: live('gauge'),
+  gavel_lock_waiters: live('gauge'),
+  gavel_lock_acquire_wait_seconds: live('histogram'),
+  gavel_lock_handoff_seconds: live('histogram'),
   gavel_coordinator_queue_length: pending('gauge'),
-  gavel_fencing_token_rejections_total: pending('counter'),
-  gavel_session_expiries_total: pending('counter'),
-  gavel_election_leader_changes_total: pending('counter'),
+  gavel_fencing_token_rejections_total: live('counter'),
+  gavel_session_expiries_total: live('counter'),
+  gavel_election_leader_changes_total: live('counter'),
 };
 
 /** Series Prometheus makes up itself; they never appear in a member's /metrics. */

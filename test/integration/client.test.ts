@@ -3,8 +3,8 @@
  * sessions, and failover across endpoints.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client, CompactedError, DeadlineExceededError, InvalidArgumentError, LeaseNotFoundError, AbortedError, compare, op, type WatchBatch } from '../../client/index.js';
-import { startMember, stopAllMembers, type Member } from '../helpers/gavel.js';
+import { Client, SessionExpiredError, CompactedError, DeadlineExceededError, InvalidArgumentError, LeaseNotFoundError, AbortedError, compare, op, type WatchBatch } from '../../client/index.js';
+import { startMember, stopAllMembers, waitUntil, type Member } from '../helpers/gavel.js';
 
 let member: Member;
 let client: Client;
@@ -126,5 +126,40 @@ describe('session', () => {
     await expired;
     expect(session.state).toBe('expired');
     expect(session.signal.aborted).toBe(true);
+  });
+});
+
+describe('session health', () => {
+  it('reports jeopardy while keep-alives go unanswered, then recovered', async () => {
+    const session = await client.session({ ttlSeconds: 6 });
+    const events: string[] = [];
+    session.on('jeopardy', () => events.push('jeopardy'));
+    session.on('recovered', () => events.push('recovered'));
+    session.on('expired', () => events.push('expired'));
+    // A stalled member (SIGSTOP) answers nothing: keep-alives become overdue, not yet the lease.
+    await member.kill('SIGSTOP');
+    try {
+      await waitUntil('jeopardy', () => (events.includes('jeopardy') ? true : undefined), 10_000, 20);
+      expect(session.state).toBe('jeopardy');
+    } finally {
+      await member.kill('SIGCONT');
+    }
+    await waitUntil('recovered', () => (events.includes('recovered') ? true : undefined), 10_000, 20);
+    expect(events).toEqual(['jeopardy', 'recovered']);
+    expect(session.signal.aborted).toBe(false);
+    await session.close();
+  });
+
+  it('expires on the client once a whole TTL passes without a confirmed keep-alive', async () => {
+    const session = await client.session({ ttlSeconds: 2 });
+    const expired = new Promise((resolve) => session.once('expired', resolve));
+    await member.kill('SIGSTOP');
+    try {
+      await expired;
+      expect(session.state).toBe('expired');
+      expect(session.signal.reason).toBeInstanceOf(SessionExpiredError);
+    } finally {
+      await member.kill('SIGCONT');
+    }
   });
 });

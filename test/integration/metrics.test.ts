@@ -1,6 +1,7 @@
 // Goal: a member serves /metrics in Prometheus text format with etcd's metric names, and /health, /livez, /readyz as etcd and Kubernetes expect.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { etcdctl, startMember, stopAllMembers, targetFromEnv, type Member } from '../helpers/gavel.js';
+import { Client, op } from '../../client/index.js';
+import { etcdctl, startMember, stopAllMembers, targetFromEnv, waitUntil, type Member } from '../helpers/gavel.js';
 import { alertMetrics, dashboardMetrics } from '../deploy/deploy-files.js';
 
 interface Sample {
@@ -14,7 +15,7 @@ function parseExposition(text: string): Sample[] {
   const samples: Sample[] = [];
   for (const line of text.split('\n')) {
     if (line === '' || line.startsWith('# HELP ') || line.startsWith('# TYPE ')) continue;
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (-?[0-9.e+-]+|NaN|[+-]Inf)$/.exec(line);
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (-?[0-9.e+-]+|NaN|Nan|[+-]Inf)$/.exec(line);
     if (match === null) throw new Error(`not exposition format: ${JSON.stringify(line)}`);
     const labels: Record<string, string> = {};
     for (const pair of (match[3] ?? '').match(/[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*"/g) ?? []) {
@@ -35,7 +36,7 @@ describe.skipIf(targetFromEnv() === 'etcd')('metrics and health endpoints', () =
   let base: string;
 
   beforeAll(async () => {
-    member = await startMember({ name: 'metrics' });
+    member = await startMember({ name: 'metrics', args: ['--metrics-lock-names', 'metered,metered-election'] });
     const line = member.logs().split('\n').find((l) => l.includes('"serving metrics and health"'));
     const address = line === undefined ? undefined : (JSON.parse(line) as { address: string }).address;
     if (address === undefined) throw new Error(`no metrics address in the log:\n${member.logs()}`);
@@ -81,7 +82,7 @@ describe.skipIf(targetFromEnv() === 'etcd')('metrics and health endpoints', () =
     expect(after.some((s) => s.name === 'etcd_disk_wal_fsync_duration_seconds_bucket' && s.labels['le'] === '+Inf')).toBe(true);
   });
 
-  it('declares every metric family the shipped dashboard and alerts query (gavel_* lock metrics excepted until locks land)', async () => {
+  it('declares every metric family the shipped dashboard and alerts query (the coordinator queue excepted until the Coordinator lands)', async () => {
     const text = await (await fetch(`${base}/metrics`)).text();
     // Families are declared even before their first sample (a peer counter on a lone member).
     const families = new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]));
@@ -89,5 +90,37 @@ describe.skipIf(targetFromEnv() === 'etcd')('metrics and health endpoints', () =
     expect(queried.length).toBeGreaterThan(10);
     const missing = [...new Set(queried.map((m) => m.family))].filter((family) => !families.has(family));
     expect(missing).toEqual([]);
+  });
+
+  it('counts lock waiters, holders, waits, hand-offs, fencing rejections and elections (gavel_*)', async () => {
+    const client = new Client({ endpoints: [member.endpoint] });
+    const scrape = async (): Promise<Sample[]> => parseExposition(await (await fetch(`${base}/metrics`)).text());
+    const [a, b] = await Promise.all([client.session(), client.session()]);
+    const first = await client.lockService.lock('metered', { lease: a!.leaseId });
+    const second = client.lockService.lock('metered', { lease: b!.leaseId });
+    await waitUntil('a waiter', async () => (value(await scrape(), 'gavel_lock_waiters', { service: 'v3lock', name: 'metered' }) === 1 ? true : undefined), 5_000, 20);
+    expect(value(await scrape(), 'gavel_lock_holders', { service: 'v3lock', name: 'metered' })).toBe(1);
+    await client.lockService.unlock(first.key);
+    const held = await second;
+    const samples = await scrape();
+    expect(value(samples, 'gavel_lock_waiters', { service: 'v3lock', name: 'metered' })).toBe(0);
+    expect(value(samples, 'gavel_lock_acquire_wait_seconds_count', { service: 'v3lock', name: 'metered' })).toBe(2);
+    expect(value(samples, 'gavel_lock_handoff_seconds_count', { service: 'v3lock', name: 'metered' })).toBe(1);
+    await client.lockService.unlock(held.key);
+    // A lock name outside --metrics-lock-names is counted as "other" (bounded cardinality).
+    const other = await client.lockService.lock('unlisted', { lease: a!.leaseId });
+    expect(value(await scrape(), 'gavel_lock_holders', { service: 'v3lock', name: 'other' })).toBe(1);
+    await client.lockService.unlock(other.key);
+
+    // A stale holder's fenced write is refused and counted.
+    const stale = await client.mutex('fenced-metric', { session: b! }).lock();
+    await client.lease.revoke(b!.leaseId);
+    await stale.fencedTxn({ compare: [], success: [op.put('x', 'y')] }).catch(() => undefined);
+    expect(value(await scrape(), 'gavel_fencing_token_rejections_total')).toBe(1);
+
+    await client.election('metered-election', { session: a! }).campaign('v');
+    expect(value(await scrape(), 'gavel_election_leader_changes_total')).toBeUndefined(); // client-side recipe: not seen
+    await a!.close();
+    client.close();
   });
 });
