@@ -166,15 +166,20 @@ const COMPARE_RESULT: Record<CompareResult, number> = { '==': 0, '>': 1, '<': 2,
 const COMPARE_TARGET = { version: 0, createRevision: 1, modRevision: 2, value: 3, lease: 4 } as const;
 const UNION_FIELD = { version: 'version', createRevision: 'create_revision', modRevision: 'mod_revision', value: 'value', lease: 'lease' } as const;
 
-function rangeEndFor(key: Bytes, options: { prefix?: boolean; rangeEnd?: Bytes }): Buffer {
+/**
+ * The range end of a request, or undefined for a single key. An absent range_end and an empty
+ * one differ on etcd's wire: Go decodes an explicitly sent empty bytes field as a non-nil empty
+ * slice, which etcd reads as "every key from `key` on". So a single key must leave it unset.
+ */
+export function rangeEndFor(key: Bytes, options: { prefix?: boolean; rangeEnd?: Bytes }): Buffer | undefined {
   if (options.rangeEnd !== undefined) return toBuffer(options.rangeEnd);
-  return options.prefix === true ? prefixEnd(key) : Buffer.alloc(0);
+  return options.prefix === true ? prefixEnd(key) : undefined;
 }
 
 export function rangeToWire(key: Bytes, o: RangeOptions): WireRangeRequest {
   return {
     key: toBuffer(key),
-    range_end: rangeEndFor(key, o),
+    range_end: rangeEndFor(key, o) as Buffer,
     limit: String(o.limit ?? 0),
     revision: String(o.revision ?? 0n),
     sort_order: o.sort === undefined ? 0 : SORT_ORDER[o.sort.order],
@@ -195,7 +200,7 @@ function compareToWire(c: Compare): WireCompare {
     result: COMPARE_RESULT[c.result],
     target: COMPARE_TARGET[c.target],
     key: toBuffer(c.key),
-    range_end: c.rangeEnd === undefined ? Buffer.alloc(0) : toBuffer(c.rangeEnd),
+    range_end: (c.rangeEnd === undefined ? undefined : toBuffer(c.rangeEnd)) as Buffer, // unset for one key (see rangeEndFor)
     target_union: field,
     [field]: c.target === 'value' ? toBuffer(c.operand) : String(c.operand),
   };
@@ -208,7 +213,7 @@ function opToWire(o: Op): WireRequestOp {
     case 'put':
       return { request_put: { key: toBuffer(o.key), value: toBuffer(o.value), lease: String(o.options.lease ?? 0n), prev_kv: o.options.prevKv === true, ignore_value: false, ignore_lease: false } };
     case 'delete':
-      return { request_delete_range: { key: toBuffer(o.key), range_end: rangeEndFor(o.key, o.options), prev_kv: o.options.prevKv === true } };
+      return { request_delete_range: { key: toBuffer(o.key), range_end: rangeEndFor(o.key, o.options) as Buffer, prev_kv: o.options.prevKv === true } };
     case 'txn':
       return { request_txn: txnToWire(o.request) };
   }

@@ -7,7 +7,7 @@
 import type { WireKeyValue } from '../server/api/wire.js';
 import type { ChannelStream } from './channel.js';
 import { ClosedError, CompactedError, fromStatus, isTransient, toClientError, type GavelClientError } from './errors.js';
-import { headerFromWire, keyValueFromWire, prefixEnd, toBuffer, type Bytes, type KeyValue } from './kv.js';
+import { headerFromWire, keyValueFromWire, rangeEndFor, toBuffer, type Bytes, type KeyValue } from './kv.js';
 import { backoffMs, sleep, type Rpc } from './rpc.js';
 
 export interface WatchOptions {
@@ -140,7 +140,7 @@ export class Watcher implements AsyncIterable<WatchBatch> {
       stream.write({
         create_request: {
           key: toBuffer(this.key),
-          range_end: this.options.rangeEnd !== undefined ? toBuffer(this.options.rangeEnd) : this.options.prefix === true ? prefixEnd(this.key) : Buffer.alloc(0),
+          range_end: rangeEndFor(this.key, this.options),
           start_revision: String(this.nextRevision),
           progress_notify: this.options.progressNotify === true,
           filters,
