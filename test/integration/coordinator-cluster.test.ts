@@ -1,0 +1,102 @@
+/**
+ * The coordinator queue on a 3-member cluster whose Raft leader is killed with SIGKILL: the
+ * queue is replicated state, so after the failover the same holder holds with the same token,
+ * the waiters keep their order (their streams re-attach through the survivors), and exclusion
+ * and rising tokens hold for contenders spread over all members.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client, type CoordinatorMutex, type Session } from '../../client/index.js';
+import { startCluster, stopAllClusters, type Cluster } from '../helpers/cluster.js';
+import { waitUntil } from '../helpers/gavel.js';
+
+let cluster: Cluster;
+
+beforeAll(async () => {
+  cluster = await startCluster({ members: 3 });
+});
+
+afterAll(async () => {
+  await stopAllClusters();
+});
+
+function clientFor(i: number): Client {
+  // Each client starts at a different member and fails over to the others.
+  const endpoints = cluster.members.map((m) => m.endpoint);
+  return new Client({ endpoints: [...endpoints.slice(i % endpoints.length), ...endpoints.slice(0, i % endpoints.length)] });
+}
+
+describe('3-member cluster, leader killed', () => {
+  it('the queue survives: same holder and token, waiters granted in their order afterwards', async () => {
+    const clients = [0, 1, 2, 3].map(clientFor);
+    const sessions: Session[] = await Promise.all(clients.map((c) => c.session({ ttlSeconds: 10 })));
+    const holder = await clients[0]!.coordinatorMutex('cq', { session: sessions[0]! }).lock();
+    const token = holder.fencingToken;
+    const granted: { who: number; token: bigint }[] = [];
+    const waiting: Promise<CoordinatorMutex>[] = [];
+    for (const i of [1, 2, 3]) {
+      waiting.push(clients[i]!.coordinatorMutex('cq', { session: sessions[i]! }).lock().then((m) => (granted.push({ who: i, token: m.fencingToken }), m)));
+      await waitUntil(`waiter ${i} queued`, async () => ((await clients[0]!.coordinator.describe('cq')).waiters.length === i ? true : undefined), 10_000, 20);
+    }
+    const before = await clients[0]!.coordinator.describe('cq');
+
+    const leader = await cluster.leader();
+    await cluster.kill(leader, 'SIGKILL');
+    await cluster.waitForLeader();
+
+    // Read through a survivor: the replicated queue is exactly as it was.
+    const survivor = new Client({ endpoints: cluster.live().map((m) => m.endpoint) });
+    const after = await waitUntil('describe after failover', () => survivor.coordinator.describe('cq', { timeoutMs: 5_000 }), 30_000, 100);
+    expect(after.holders).toEqual(before.holders);
+    expect(after.waiters).toEqual(before.waiters);
+    expect(granted).toEqual([]);
+
+    await holder.unlock({ timeoutMs: 30_000 });
+    for (const [k, expected] of [1, 2, 3].entries()) {
+      const next = await waiting[k]!;
+      expect(granted.map((g) => g.who)).toEqual([1, 2, 3].slice(0, k + 1));
+      expect(granted[k]!.token).toBeGreaterThan(k === 0 ? token : granted[k - 1]!.token);
+      expect(next.session.leaseId).toBe(sessions[expected]!.leaseId);
+      await next.unlock({ timeoutMs: 30_000 });
+    }
+    await cluster.restart(leader);
+    await Promise.all(sessions.map((s) => s.close().catch(() => undefined)));
+    for (const c of [...clients, survivor]) c.close();
+  }, 120_000);
+
+  it('6 contenders over all members, leader killed mid-run: one holder at a time, tokens rising', async () => {
+    await cluster.waitForLeader();
+    const contenders = 6;
+    const rounds = 20;
+    const clients = Array.from({ length: contenders }, (_, i) => clientFor(i));
+    const sessions = await Promise.all(clients.map((c) => c.session({ ttlSeconds: 10 })));
+    const tokens: bigint[] = [];
+    let inside = 0;
+    let killed = false;
+    let victim: Awaited<ReturnType<Cluster['leader']>> | undefined;
+    await Promise.all(
+      sessions.map(async (session, i) => {
+        const mutex = clients[i]!.coordinatorMutex('cq-contended', { session });
+        for (let round = 0; round < rounds; round++) {
+          await mutex.lock();
+          inside++;
+          expect(inside).toBe(1);
+          tokens.push(mutex.fencingToken);
+          await new Promise((resolve) => setTimeout(resolve, 2));
+          inside--;
+          await mutex.unlock({ timeoutMs: 30_000 });
+          if (!killed && tokens.length >= (contenders * rounds) / 3) {
+            killed = true;
+            victim = await cluster.leader();
+            await cluster.kill(victim, 'SIGKILL');
+          }
+        }
+      }),
+    );
+    expect(killed).toBe(true);
+    expect(tokens).toHaveLength(contenders * rounds);
+    for (let i = 1; i < tokens.length; i++) expect(tokens[i]!).toBeGreaterThan(tokens[i - 1]!);
+    if (victim !== undefined) await cluster.restart(victim);
+    await Promise.all(sessions.map((s) => s.close().catch(() => undefined)));
+    for (const c of clients) c.close();
+  }, 120_000);
+});
