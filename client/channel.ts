@@ -16,7 +16,9 @@ export type ServiceName =
   | 'etcdserverpb.Cluster'
   | 'etcdserverpb.Maintenance'
   | 'v3lockpb.Lock'
-  | 'v3electionpb.Election';
+  | 'v3electionpb.Election'
+  | 'gavel.v1.Coordinator'
+  | 'etcdserverpb.Auth';
 
 export interface ChannelCallOptions {
   readonly signal?: AbortSignal | undefined;
@@ -53,6 +55,8 @@ export interface Channel {
   failover(): void;
   /** A short name of the member calls go to now, for errors and logs. */
   readonly target: string;
+  /** The auth token sent with every later call (etcd's `token` metadata); undefined sends none. */
+  setToken?(token: string | undefined): void;
   close(): void;
 }
 
@@ -84,6 +88,7 @@ export class GrpcChannel implements Channel {
   private readonly addresses: { address: string; secure: boolean }[];
   private current = 0;
   private closed = false;
+  private token: string | undefined;
 
   constructor(endpoints: readonly string[], private readonly tls: TlsOptions = {}) {
     if (endpoints.length === 0) throw new TypeError('at least one endpoint is required');
@@ -128,7 +133,7 @@ export class GrpcChannel implements Channel {
           definition.requestSerialize,
           definition.responseDeserialize,
           request,
-          new grpc.Metadata(),
+          this.metadata(),
           options.deadline === undefined ? {} : { deadline: options.deadline },
           (error, response) => {
             options.signal?.removeEventListener('abort', onAbort);
@@ -151,8 +156,8 @@ export class GrpcChannel implements Channel {
     const client = this.client();
     const call =
       request === undefined
-        ? client.makeBidiStreamRequest(definition.path, definition.requestSerialize, definition.responseDeserialize, new grpc.Metadata(), callOptions)
-        : client.makeServerStreamRequest(definition.path, definition.requestSerialize, definition.responseDeserialize, request, new grpc.Metadata(), callOptions);
+        ? client.makeBidiStreamRequest(definition.path, definition.requestSerialize, definition.responseDeserialize, this.metadata(), callOptions)
+        : client.makeServerStreamRequest(definition.path, definition.requestSerialize, definition.responseDeserialize, request, this.metadata(), callOptions);
     const stream = new EventEmitter() as ChannelStream;
     let finished = false;
     call.on('data', (message: unknown) => stream.emit('data', message));
@@ -184,6 +189,16 @@ export class GrpcChannel implements Channel {
     const onAbort = (): void => stream.cancel();
     options.signal?.addEventListener('abort', onAbort, { once: true });
     return stream;
+  }
+
+  setToken(token: string | undefined): void {
+    this.token = token;
+  }
+
+  private metadata(): grpc.Metadata {
+    const metadata = new grpc.Metadata();
+    if (this.token !== undefined) metadata.set('token', this.token);
+    return metadata;
   }
 
   failover(): void {

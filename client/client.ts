@@ -5,13 +5,18 @@
  *   await using session = await client.session({ ttlSeconds: 10 });
  *   await using lock = await client.mutex('jobs/nightly', { session }).lock();
  *   await lock.fencedTxn({ compare: [], success: [op.put('jobs/nightly/owner', 'me')] });
+ *
+ * Against `gavel --mode central` (no KV API) the same `client.mutex()` uses the server's
+ * coordinator queue; `client.rwlock()` and `client.semaphore()` always do.
  */
 import { GrpcChannel, type Channel, type TlsOptions } from './channel.js';
 import { Election } from './election.js';
 import { KV, type Bytes } from './kv.js';
 import { Lease } from './lease.js';
 import { Mutex, type MutexOptions } from './mutex.js';
-import { DEFAULT_RPC_OPTIONS, Rpc, type RpcOptions } from './rpc.js';
+import { CoordinatorApi, CoordinatorMutex, RWLock, Semaphore, type CoordinatorLockOptions } from './coordinator.js';
+import { isClientError, isTransient } from './errors.js';
+import { DEFAULT_RPC_OPTIONS, Rpc, type Credentials, type RpcOptions } from './rpc.js';
 import { Session, type SessionOptions } from './session.js';
 import { LockService } from './lock-service.js';
 import { Watcher, type WatchOptions } from './watch.js';
@@ -28,6 +33,8 @@ export interface ClientOptions {
   readonly backoffMaxMs?: number;
   /** Instead of endpoints: a channel of one's own (the server uses an in-process one). */
   readonly channel?: Channel;
+  /** For members with auth enabled: log in with these (the token is renewed when refused). */
+  readonly auth?: Credentials;
 }
 
 export class Client {
@@ -35,7 +42,10 @@ export class Client {
   readonly lease: Lease;
   /** The server-side lock (v3lockpb.Lock), for callers that want the server to hold the queue logic. */
   readonly lockService: LockService;
+  /** The server's coordinator queue by lock name (gavel.v1.Coordinator): describe, checkSequencer, release. */
+  readonly coordinator: CoordinatorApi;
   private readonly rpc: Rpc;
+  private lockBackend: Promise<'kv' | 'coordinator'> | undefined;
 
   constructor(options: ClientOptions) {
     const channel = options.channel ?? new GrpcChannel(options.endpoints ?? [], options.tls);
@@ -43,11 +53,13 @@ export class Client {
       defaultTimeoutMs: options.defaultTimeoutMs ?? DEFAULT_RPC_OPTIONS.defaultTimeoutMs,
       backoffBaseMs: options.backoffBaseMs ?? DEFAULT_RPC_OPTIONS.backoffBaseMs,
       backoffMaxMs: options.backoffMaxMs ?? DEFAULT_RPC_OPTIONS.backoffMaxMs,
+      credentials: options.auth,
     };
     this.rpc = new Rpc(channel, rpcOptions);
     this.kv = new KV(this.rpc);
     this.lease = new Lease(this.rpc);
     this.lockService = new LockService(this.rpc);
+    this.coordinator = new CoordinatorApi(this.rpc);
   }
 
   /** Watches a key or range; iterate it with `for await`. Resumes across reconnects. */
@@ -60,8 +72,44 @@ export class Client {
     return Session.create(this.rpc, this.lease, options);
   }
 
+  /**
+   * A mutex. `mode: 'auto'` (default): the KV recipe where the server offers the KV API, the
+   * server's coordinator queue against `gavel --mode central`; 'kv' or 'coordinator' forces one.
+   */
   mutex(name: Bytes, options: MutexOptions & { session: Session }): Mutex {
-    return new Mutex(this.rpc, this.kv, options.session, name, options);
+    return new Mutex(this.rpc, this.kv, options.session, name, options, () => this.probeLockBackend());
+  }
+
+  /** An EXCLUSIVE lock held in the server's coordinator queue, with WAIT positions (gavel.v1.Coordinator). */
+  coordinatorMutex(name: Bytes, options: CoordinatorLockOptions & { session: Session }): CoordinatorMutex {
+    return new CoordinatorMutex(this.rpc, options.session, name, options);
+  }
+
+  /** A reader-writer lock in the coordinator queue: readLock() shares, writeLock() excludes, FIFO. */
+  rwlock(name: Bytes, options: CoordinatorLockOptions & { session: Session }): RWLock {
+    return new RWLock(this.rpc, options.session, name, options);
+  }
+
+  /** One permit of a semaphore of `limit` permits in the coordinator queue. */
+  semaphore(name: Bytes, options: CoordinatorLockOptions & { session: Session; limit: number }): Semaphore {
+    return new Semaphore(this.rpc, options.session, name, options.limit, options);
+  }
+
+  /**
+   * 'kv' when the server answers a KV call, 'coordinator' when it says UNIMPLEMENTED (central
+   * mode). Asked once per client; a transient failure is not remembered.
+   */
+  private probeLockBackend(): Promise<'kv' | 'coordinator'> {
+    this.lockBackend ??= this.kv.get('\0', { countOnly: true, serializable: true }).then(
+      () => 'kv' as const,
+      (error: unknown) => {
+        if (isClientError(error, 'Unimplemented')) return 'coordinator' as const;
+        if (isClientError(error) && !isTransient(error) && error.code !== 'DeadlineExceeded') return 'kv' as const; // e.g. permission denied: the KV API is there
+        this.lockBackend = undefined;
+        throw error;
+      },
+    );
+    return this.lockBackend;
   }
 
   /** An election; `session` is needed to campaign, not to observe or ask for the leader. */

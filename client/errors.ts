@@ -110,6 +110,10 @@ const BY_SERVER_CODE: Partial<Record<GavelErrorCode, ErrorConstructor>> = {
   TooManyRequests: ResourceExhaustedError,
   Stopped: UnavailableError,
   LockBusy: LockBusyError,
+  // The coordinator's (gavel.v1.Coordinator) own answers.
+  LockWaitExpired: DeadlineExceededError,
+  LockPlaceNotFound: LockLostError,
+  LockQueueFull: ResourceExhaustedError,
 };
 
 const BY_MESSAGE = new Map<string, ErrorConstructor>([

@@ -10,9 +10,14 @@
  *   The server's v3lock service uses `name/<lease hex>` as etcd does.
  * - A waiter fails at once when its session is lost; a lock wait that fails for any reason
  *   removes its key, so it never leaves a phantom entry in the queue.
+ * - `mode`: 'auto' (the default) runs this KV recipe where the server serves the KV API and the
+ *   server's coordinator queue (coordinator.ts) against `gavel --mode central`, which has none;
+ *   'kv' or 'coordinator' forces one. With the coordinator, lock/tryLock/unlock/fencingToken and
+ *   checkSequencer work the same; fencedTxn needs the KV recipe.
  */
 import { randomBytes } from 'node:crypto';
-import { AbortedError, DeadlineExceededError, LockBusyError, LockLostError, type GavelClientError } from './errors.js';
+import { AbortedError, DeadlineExceededError, LockBusyError, LockLostError, UnimplementedError, type GavelClientError } from './errors.js';
+import { CoordinatorMutex, type WaitUpdate } from './coordinator.js';
 import { compare, op, type Bytes, type KV, type TxnRequest, type TxnResult } from './kv.js';
 import { leaseHex } from './lease.js';
 import { joinQueue, leaveQueue, queuePrefix, waitForTurn, type QueueEntry } from './queue.js';
@@ -32,36 +37,66 @@ export interface MutexOptions {
    * (re-entrant per session; what the v3lock service needs).
    */
   readonly keyPer?: 'object' | 'session';
+  /**
+   * 'auto' (default): the KV recipe where the server offers the KV API, the coordinator against a
+   * `gavel --mode central` server. 'kv' or 'coordinator' forces one (DESIGN.md §5).
+   */
+  readonly mode?: MutexMode;
+  /** Coordinator only: Chubby's lock-delay (ms) after this holder's lease EXPIRES; default 0. */
+  readonly lockDelayMs?: number;
 }
+
+export type MutexMode = 'auto' | 'kv' | 'coordinator';
+
+/** Which lock implementation a server calls for: 'kv' where it has the KV API. */
+export type LockBackendProbe = () => Promise<'kv' | 'coordinator'>;
 
 export class Mutex {
   readonly key: Buffer;
   private entry: QueueEntry | undefined;
+  private chosen: 'kv' | 'coordinator' | undefined;
+  private coordinator: CoordinatorMutex | undefined;
 
   constructor(
     private readonly rpc: Rpc,
     private readonly kv: KV,
     readonly session: Session,
     readonly name: Bytes,
-    options: MutexOptions = {},
+    private readonly options: MutexOptions = {},
+    private readonly probe?: LockBackendProbe,
   ) {
+    this.chosen = options.mode === 'kv' || options.mode === 'coordinator' ? options.mode : probe === undefined ? 'kv' : undefined;
     const suffix = options.keyPer === 'session' ? leaseHex(session.leaseId) : `${leaseHex(session.leaseId)}-${randomBytes(4).toString('hex')}`;
     this.key = Buffer.concat([queuePrefix(name), Buffer.from(suffix)]);
   }
 
   /** True once lock() has succeeded and until unlock(). (The session may be lost meanwhile: see `session.signal`.) */
   get held(): boolean {
-    return this.entry !== undefined;
+    return this.entry !== undefined || this.coordinator?.held === true;
   }
 
-  /** The fencing token of the current hold: the lock key's create revision. */
+  /** Which implementation this mutex uses; undefined until the first lock() under 'auto'. */
+  get backend(): 'kv' | 'coordinator' | undefined {
+    return this.chosen;
+  }
+
+  /** The fencing token of the current hold: the lock key's create revision (the grant's log index with the coordinator). */
   get fencingToken(): bigint {
+    if (this.coordinator?.held === true) return this.coordinator.fencingToken;
     if (this.entry === undefined) throw new LockLostError('the mutex is not held');
     return this.entry.revision;
   }
 
-  /** Waits for the lock. Rejects with the session's error if the session is lost while waiting. */
-  async lock(options: LockOptions = {}): Promise<this> {
+  /**
+   * Waits for the lock. Rejects with the session's error if the session is lost while waiting.
+   * `onWait` hears the coordinator's WAIT positions (the KV recipe has none to report).
+   */
+  async lock(options: LockOptions & { readonly onWait?: (update: WaitUpdate) => void } = {}): Promise<this> {
+    const coordinator = await this.coordinatorIfChosen();
+    if (coordinator !== undefined) {
+      await coordinator.lock(options);
+      return this;
+    }
     if (this.entry !== undefined) throw new LockBusyError('this Mutex already holds the lock; use another Mutex object to queue again');
     const signal = this.waitSignal(options);
     const entry = await this.join(signal);
@@ -77,6 +112,8 @@ export class Mutex {
 
   /** Takes the lock if nobody holds or waits for it; never waits. */
   async tryLock(options: CallOptions = {}): Promise<boolean> {
+    const coordinator = await this.coordinatorIfChosen();
+    if (coordinator !== undefined) return coordinator.tryLock(options);
     if (this.entry !== undefined) return false;
     const entry = await this.join(this.waitSignal(options));
     if (entry.headRevision !== entry.revision) {
@@ -88,6 +125,7 @@ export class Mutex {
   }
 
   async unlock(options: CallOptions = {}): Promise<void> {
+    if (this.coordinator?.held === true) return this.coordinator.unlock(options);
     if (this.entry === undefined) return;
     this.entry = undefined;
     await leaveQueue(this.kv, this.key, options.timeoutMs);
@@ -102,6 +140,7 @@ export class Mutex {
    * LockLostError (and nothing is applied) when it does not.
    */
   async fencedTxn(request: TxnRequest, options: CallOptions = {}): Promise<TxnResult> {
+    if (this.chosen === 'coordinator') throw new UnimplementedError('fencedTxn needs the KV recipe (mode "kv"); with the coordinator, hand fencingToken to the resource or ask checkSequencer()');
     const token = this.fencingToken;
     const result = await this.kv.txn({ compare: [compare.createRevision(this.key, '==', token)], success: [op.txn(request)], failure: [] }, options);
     const inner = result.results[0];
@@ -110,6 +149,29 @@ export class Mutex {
       throw new LockLostError(`fenced write refused: the lock ${Buffer.from(this.name).toString()} is no longer held with token ${token}`);
     }
     return { header: result.header, succeeded: inner.succeeded, results: inner.results };
+  }
+
+  /**
+   * Whether the current hold is still a hold as the server sees it now (Chubby's sequencer
+   * check): the coordinator's CheckSequencer, or with the KV recipe a linearizable read of the
+   * lock key's create revision. False when not held.
+   */
+  async checkSequencer(options: CallOptions = {}): Promise<boolean> {
+    if (this.coordinator?.held === true) return this.coordinator.checkSequencer(options);
+    if (this.entry === undefined) return false;
+    const kv = await this.kv.getOne(this.key, options);
+    return kv?.createRevision === this.entry.revision;
+  }
+
+  /** The coordinator lock when this mutex uses the coordinator (deciding under 'auto' at the first call). */
+  private async coordinatorIfChosen(): Promise<CoordinatorMutex | undefined> {
+    this.chosen ??= await this.probe!();
+    if (this.chosen !== 'coordinator') return undefined;
+    this.coordinator ??= new CoordinatorMutex(this.rpc, this.session, this.name, {
+      keyPer: this.options.keyPer ?? 'object',
+      ...(this.options.lockDelayMs === undefined ? {} : { lockDelayMs: this.options.lockDelayMs }),
+    });
+    return this.coordinator;
   }
 
   private async join(signal: AbortSignal): Promise<QueueEntry> {

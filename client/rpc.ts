@@ -16,11 +16,19 @@ export interface CallOptions {
 
 export type RetryPolicy = 'idempotent' | 'write';
 
+/** A user name and password for members with auth enabled (etcd's Authenticate). */
+export interface Credentials {
+  readonly username: string;
+  readonly password: string;
+}
+
 export interface RpcOptions {
   /** Applied to calls that do not give their own timeout. Blocking calls (lock, campaign) have none. */
   readonly defaultTimeoutMs: number;
   readonly backoffBaseMs: number;
   readonly backoffMaxMs: number;
+  /** Log in with these and send the token with every call; log in again when it is refused. */
+  readonly credentials?: Credentials | undefined;
 }
 
 export const DEFAULT_RPC_OPTIONS: RpcOptions = { defaultTimeoutMs: 10_000, backoffBaseMs: 50, backoffMaxMs: 1_000 };
@@ -57,11 +65,44 @@ export function abortError(signal: AbortSignal | undefined): GavelClientError {
   return new AbortedError('the operation was aborted', { cause: reason });
 }
 
+/** etcd's text for a token the member does not (or no longer) accept: log in again. */
+const INVALID_TOKEN = 'etcdserver: invalid auth token';
+
 export class Rpc {
+  private loggedIn = false;
+  private loggingIn: Promise<void> | undefined;
+
   constructor(
     readonly channel: Channel,
     readonly options: RpcOptions = DEFAULT_RPC_OPTIONS,
   ) {}
+
+  /**
+   * Logs in once (concurrent callers share the attempt) when credentials are set; a no-op
+   * otherwise. Streams call it before they open, unary calls on every attempt.
+   */
+  async authenticate(signal?: AbortSignal): Promise<void> {
+    const credentials = this.options.credentials;
+    if (credentials === undefined || this.loggedIn) return;
+    this.loggingIn ??= (async () => {
+      try {
+        this.channel.setToken?.(undefined);
+        const r = await this.call<{ token?: string }>('etcdserverpb.Auth', 'Authenticate', { name: credentials.username, password: credentials.password }, 'idempotent', { signal }, false, false);
+        this.channel.setToken?.(r.token);
+        this.loggedIn = true;
+      } finally {
+        this.loggingIn = undefined;
+      }
+    })();
+    await this.loggingIn;
+  }
+
+  /** A stream or call was refused for its token: the next one logs in again. */
+  tokenRefused(error: GavelClientError): boolean {
+    if (error.code !== 'Unauthenticated' || !error.message.includes(INVALID_TOKEN) || this.options.credentials === undefined) return false;
+    this.loggedIn = false;
+    return true;
+  }
 
   /** The absolute deadline for a call, or undefined for none (timeoutMs 0 or Infinity). */
   deadline(options: CallOptions, fallbackMs = this.options.defaultTimeoutMs): number | undefined {
@@ -74,16 +115,23 @@ export class Rpc {
    * for another one) unless the call is `blocking` (it waits for a lock or an election by design).
    */
   async unary<Res>(service: ServiceName, method: string, request: object, policy: RetryPolicy, options: CallOptions = {}, blocking = false): Promise<Res> {
+    return this.call(service, method, request, policy, options, blocking, true);
+  }
+
+  private async call<Res>(service: ServiceName, method: string, request: object, policy: RetryPolicy, options: CallOptions, blocking: boolean, withAuth: boolean): Promise<Res> {
     const deadline = this.deadline(options, blocking ? 0 : undefined);
     for (let attempt = 0; ; attempt++) {
       if (options.signal?.aborted) throw abortError(options.signal);
       if (deadline !== undefined && Date.now() >= deadline) throw new DeadlineExceededError(`${method}: deadline exceeded after ${attempt} attempts`);
       const attemptDeadline = blocking ? deadline : Math.min(deadline ?? Infinity, Date.now() + this.options.defaultTimeoutMs);
       try {
+        if (withAuth) await this.authenticate(options.signal);
         return (await this.channel.unary(service, method, request, { signal: options.signal, deadline: attemptDeadline })) as Res;
       } catch (thrown) {
         if (options.signal?.aborted) throw abortError(options.signal);
         const error = toClientError(thrown);
+        // An expired or unknown token: log in again and resend (nothing was applied).
+        if (withAuth && this.tokenRefused(error) && attempt < 3) continue;
         const attemptTimedOut = error.code === 'DeadlineExceeded' && (deadline === undefined || Date.now() < deadline);
         const retry = policy === 'idempotent' ? isTransient(error) || attemptTimedOut : neverSent(error);
         if (!retry) throw error;

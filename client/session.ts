@@ -141,7 +141,9 @@ export class Session extends EventEmitter<SessionEvents> {
   /** Sends a keep-alive every interval over one stream, reopening it (elsewhere) when it breaks. */
   private async keepAliveLoop(intervalMs: number): Promise<void> {
     for (let attempt = 0; !this.stopping.signal.aborted; attempt++) {
-      const confirmed = await this.runStream(intervalMs);
+      // A failed login is retried like a broken stream: the lease may outlive a short outage.
+      const ready = await this.rpc.authenticate(this.stopping.signal).then(() => true, () => false);
+      const confirmed = ready && (await this.runStream(intervalMs));
       if (this.stopping.signal.aborted) return;
       if (confirmed) attempt = 0;
       this.rpc.channel.failover();
@@ -199,7 +201,9 @@ export class Session extends EventEmitter<SessionEvents> {
         }
       });
       stream.on('error', (status: { code: number; details: string }) => {
-        if (isClientError(fromStatus(status), 'LeaseNotFound')) this.expire('the server no longer knows the lease');
+        const error = fromStatus(status);
+        this.rpc.tokenRefused(error);
+        if (isClientError(error, 'LeaseNotFound')) this.expire('the server no longer knows the lease');
         done();
       });
       stream.on('end', done);

@@ -98,6 +98,12 @@ export class Watcher implements AsyncIterable<WatchBatch> {
 
   private async run(): Promise<void> {
     for (let attempt = 0; !this.done; attempt++) {
+      try {
+        await this.rpc.authenticate(this.controller.signal);
+      } catch (error) {
+        if (this.done) return;
+        return this.fail(toClientError(error));
+      }
       const outcome = await this.runStream();
       if (this.done) return;
       if (outcome === 'healthy') attempt = 0;
@@ -133,7 +139,7 @@ export class Watcher implements AsyncIterable<WatchBatch> {
       });
       stream.on('error', (status: { code: number; details: string }) => {
         const error = fromStatus(status);
-        resolve(isTransient(error) || error.code === 'Aborted' || error.code === 'Internal' ? (delivered ? 'healthy' : 'retry') : error);
+        resolve(this.rpc.tokenRefused(error) || isTransient(error) || error.code === 'Aborted' || error.code === 'Internal' ? (delivered ? 'healthy' : 'retry') : error);
       });
       stream.on('end', () => resolve(delivered ? 'healthy' : 'retry'));
       const filters = [...(this.options.noPut === true ? [0] : []), ...(this.options.noDelete === true ? [1] : [])];

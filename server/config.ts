@@ -5,6 +5,8 @@
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
 export interface Config {
+  /** 'member' (default): a Raft member. 'central': one coordinator process without consensus (server/central/). */
+  readonly mode: 'member' | 'central';
   readonly name: string;
   readonly dataDir: string;
   readonly listenClientUrls: readonly URL[];
@@ -22,6 +24,8 @@ export interface Config {
   readonly maxTxnOps: number;
   readonly maxPendingProposals: number;
   readonly maxWatchersPerStream: number;
+  /** HTTP/2 streams one client connection may have open at once (each call is a stream). */
+  readonly maxConcurrentStreams: number;
   readonly watchProgressNotifyIntervalMs: number;
   readonly leaseCheckpointIntervalMs: number;
   readonly logLevel: LogLevel;
@@ -37,6 +41,10 @@ export interface Config {
   readonly peerKeyFile: string;
   readonly peerTrustedCaFile: string;
   readonly peerClientCertAuth: boolean;
+  /** --auth-token: 'simple', the only token type gavel issues (server/auth/tokens.ts). */
+  readonly authToken: string;
+  /** --auth-token-ttl: a simple token lives this long after its last use on a member. */
+  readonly authTokenTtlSeconds: number;
 }
 
 /** 'bool' follows Go's flag package, as etcd does: `--flag` alone is true, else `--flag=true|false`. */
@@ -52,6 +60,13 @@ interface FlagSpec {
 }
 
 const FLAGS: readonly FlagSpec[] = [
+  {
+    name: 'mode',
+    kind: 'enum',
+    field: 'mode',
+    choices: ['member', 'central'],
+    help: "'member': a Raft cluster member serving the etcd v3 API. 'central': ONE coordinator process without consensus, serving only the gavel.v1.Coordinator and Lease services (KV, Watch and the rest answer UNIMPLEMENTED); the simplest and fastest deployment, and a SINGLE POINT OF FAILURE (state is journaled in --data-dir, so a restart keeps holders and queues; the --*peer* and --initial-cluster* flags are ignored)",
+  },
   { name: 'name', kind: 'string', field: 'name', help: 'human-readable name for this member' },
   { name: 'data-dir', kind: 'string', field: 'dataDir', help: 'path to the data directory' },
   { name: 'listen-client-urls', kind: 'urls', field: 'listenClientUrls', help: 'comma-separated URLs to listen on for client traffic (port 0 picks a free port)' },
@@ -69,6 +84,7 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'max-txn-ops', kind: 'int', field: 'maxTxnOps', min: 1, help: 'maximum number of operations permitted in a transaction' },
   { name: 'max-pending-proposals', kind: 'int', field: 'maxPendingProposals', min: 1, help: "proposals waiting to commit before new ones get 'too many requests'" },
   { name: 'max-watchers-per-stream', kind: 'int', field: 'maxWatchersPerStream', min: 1, help: 'maximum watchers on one Watch stream' },
+  { name: 'max-concurrent-streams', kind: 'int', field: 'maxConcurrentStreams', min: 1, help: 'maximum concurrent gRPC streams (calls) one client connection may have open; more are refused' },
   { name: 'watch-progress-notify-interval', kind: 'duration-ms', field: 'watchProgressNotifyIntervalMs', min: 1, help: 'interval (ms) of progress notifications to watchers that asked for them' },
   { name: 'lease-checkpoint-interval', kind: 'duration-ms', field: 'leaseCheckpointIntervalMs', min: 100, help: "interval (ms) at which the leader records leases' remaining TTL, bounding their life across leader changes" },
   { name: 'log-level', kind: 'enum', field: 'logLevel', choices: ['debug', 'info', 'warn', 'error'], help: 'log level: debug, info, warn or error' },
@@ -80,11 +96,14 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'peer-key-file', kind: 'string', field: 'peerKeyFile', help: 'path to the peer TLS key file (PEM)' },
   { name: 'peer-trusted-ca-file', kind: 'string', field: 'peerTrustedCaFile', help: "path to the peer TLS trusted CA file (PEM), which signs the peers' certificates" },
   { name: 'peer-client-cert-auth', kind: 'bool', field: 'peerClientCertAuth', help: 'refuse peers without a certificate signed by --peer-trusted-ca-file' },
+  { name: 'auth-token', kind: 'string', field: 'authToken', help: "type of the tokens Authenticate issues: 'simple' (etcd's jwt is not supported)" },
+  { name: 'auth-token-ttl', kind: 'int', field: 'authTokenTtlSeconds', min: 1, help: 'seconds a simple token stays valid after its last use' },
   { name: 'metrics-lock-names', kind: 'string', field: 'metricsLockNames', help: 'comma-separated lock names that get their own name label on the gavel_lock_* metrics (others count as "other"; keeps label cardinality bounded)' },
 ];
 
 export function defaultConfig(): Config {
   return {
+    mode: 'member',
     name: 'default',
     dataDir: './default.gavel',
     listenClientUrls: [new URL('http://127.0.0.1:2379')],
@@ -102,6 +121,7 @@ export function defaultConfig(): Config {
     maxTxnOps: 128,
     maxPendingProposals: 5000,
     maxWatchersPerStream: 10_000,
+    maxConcurrentStreams: 4096,
     watchProgressNotifyIntervalMs: 10 * 60 * 1000,
     leaseCheckpointIntervalMs: 5000,
     logLevel: 'info',
@@ -114,6 +134,8 @@ export function defaultConfig(): Config {
     peerKeyFile: '',
     peerTrustedCaFile: '',
     peerClientCertAuth: false,
+    authToken: 'simple',
+    authTokenTtlSeconds: 300,
   };
 }
 
@@ -195,6 +217,11 @@ export function validate(config: Config): void {
   }
   if (config.maxRequestBytes > 64 * 1024 * 1024) throw new UsageError('--max-request-bytes must be at most 64 MiB');
   validateTls(config);
+  // etcd also takes 'jwt,pub-key=...,priv-key=...'; gavel refuses it rather than silently issuing simple tokens.
+  if (config.authToken !== 'simple') {
+    const type = config.authToken.split(',')[0] ?? '';
+    throw new UsageError(`--auth-token ${JSON.stringify(config.authToken)}: ${type === 'jwt' ? 'jwt tokens are not supported' : 'unknown token type'}; only 'simple' is`);
+  }
 }
 
 /**
@@ -225,6 +252,13 @@ export function helpText(): string {
     '',
     'gavel is a lock and leader-election coordination service that speaks the etcd v3 gRPC API.',
     'Start one member with the defaults:  gavel',
+    '',
+    'Central mode:  gavel --mode central',
+    '  One coordinator process without consensus, serving only gavel.v1.Coordinator (FIFO locks,',
+    '  reader-writer locks, semaphores, lock-delay, sequencer checks) and Lease. The simplest and',
+    '  fastest deployment, and a single point of failure: while it is down nobody can lock, and a',
+    '  lost disk loses every holder and queue. KV, Watch, Lock, Election, Cluster and Maintenance',
+    '  answer UNIMPLEMENTED. Use a 3-member cluster when the lock service must survive a crash.',
     '',
     'Flags:',
   ];

@@ -37,8 +37,33 @@ export type GavelErrorCode =
   | 'LeaderTransferTimeout'
   /** A lock not granted within the caller's wait (v3lock's wait_ms / try_lock extensions). */
   | 'LockBusy'
+  /** Coordinator: a request's limit differs from the lock's (a semaphore of 3 asked as one of 5). */
+  | 'LockLimitMismatch'
+  /** Coordinator: too many waiters on a lock, or too many locks. */
+  | 'LockQueueFull'
+  /** Coordinator: an Acquire's wait_ms passed before the grant; the place was removed. */
+  | 'LockWaitExpired'
+  /** Coordinator: a re-attach found no place for (name, lease, owner). */
+  | 'LockPlaceNotFound'
   /** An error etcd reports with status Unknown and a text of its own (v3lock, v3election). */
-  | 'Unknown';
+  | 'Unknown'
+  // Authentication and roles (etcd's auth errors, server/auth/).
+  | 'PermissionDenied'
+  | 'AuthFailed'
+  | 'InvalidAuthToken'
+  | 'AuthNotEnabled'
+  | 'UserEmpty'
+  | 'UserExists'
+  | 'UserNotFound'
+  | 'RoleEmpty'
+  | 'RoleExists'
+  | 'RoleNotFound'
+  | 'RootUserNotExist'
+  | 'RootRoleNotExist'
+  | 'RoleNotGranted'
+  | 'PermissionNotGranted'
+  | 'PermissionNotGiven'
+  | 'InvalidAuthMgmt';
 
 export class GavelError extends Error {
   constructor(

@@ -1,9 +1,10 @@
 #!/usr/bin/env node
-/** The `gavel` command: parse etcd-style flags, run one member until SIGTERM/SIGINT. */
+/** The `gavel` command: parse etcd-style flags, run one member (or, with --mode central, the central coordinator) until SIGTERM/SIGINT. */
 import { readFileSync } from 'node:fs';
 import { helpText, parseArgs, UsageError } from './config.js';
 import { createLogger } from './log.js';
 import { Member } from './server.js';
+import { CentralCoordinator } from './central/central-server.js';
 
 function packageVersion(): string {
   try {
@@ -43,16 +44,19 @@ async function main(argv: readonly string[]): Promise<number> {
     if (warning.name === 'DeprecationWarning') logger.debug('node warning', fields);
     else logger.warn('node warning', fields);
   });
-  let member: Member;
+  let member: Member | CentralCoordinator;
   let removed = false;
   let stopNow: (() => void) | undefined;
   try {
-    member = await Member.start(config, logger, {
-      onRemoved: () => {
-        removed = true;
-        stopNow?.();
-      },
-    });
+    member =
+      config.mode === 'central'
+        ? await CentralCoordinator.start(config, logger)
+        : await Member.start(config, logger, {
+            onRemoved: () => {
+              removed = true;
+              stopNow?.();
+            },
+          });
   } catch (error) {
     if (error instanceof UsageError) {
       process.stderr.write(`gavel: ${error.message}\n`);

@@ -18,6 +18,7 @@ export const PROTO_FILES = [
   'etcdserverpb/rpc.proto',
   'v3lockpb/v3lock.proto',
   'v3electionpb/v3election.proto',
+  'gavel/coordinator.proto',
   'gavel/internal.proto',
   'gavel/raft.proto',
 ] as const;

@@ -35,11 +35,18 @@ import { electionService } from './api/election.js';
 import { leaseService } from './api/lease.js';
 import { watchService } from './api/watch.js';
 import { clusterService, maintenanceService } from './api/maintenance.js';
+import { authService } from './api/auth.js';
+import { coordinatorService } from './api/coordinator.js';
+import { CoordinatorStats } from './coordinator/stats.js';
 
 /** gRPC may carry a little more than a request's payload (etcd allows 512 KiB of overhead). */
 const GRPC_OVERHEAD_BYTES = 512 * 1024;
 const LEASE_EXPIRY_INTERVAL_MS = 250;
 const WATCH_TICK_INTERVAL_MS = 100;
+/** How often the leader looks for lock-delays whose time is up (it then proposes their end). */
+const LOCK_DELAY_CHECK_MS = 50;
+/** End-delay proposals per check, bounded like lease revokes. */
+const LOCK_DELAY_ENDS_PER_CHECK = 100;
 const PUBLISH_RETRY_MS = 500;
 const PUBLISH_WAIT_MS = 10_000;
 const HEALTH_READ_TIMEOUT_MS = 1000;
@@ -56,6 +63,8 @@ export interface MemberEvents {
 export class Member {
   private readonly timers: NodeJS.Timeout[] = [];
   private closing: Promise<void> | undefined;
+  /** Coordinator figures for metrics: holders, waiters, queue length per lock, sequencer rejections. */
+  coordinatorStats!: CoordinatorStats;
 
   private constructor(
     readonly config: Config,
@@ -85,7 +94,7 @@ export class Member {
   }
 
   private static async startOn(storage: Storage, config: Config, logger: Logger, events: MemberEvents, clock: Clock, tls: MemberTls): Promise<Member> {
-    const loadOptions = { minLeaseTtlSeconds: minLeaseTtlSeconds(config.electionTimeoutMs, config.heartbeatIntervalMs), clock };
+    const loadOptions = { minLeaseTtlSeconds: minLeaseTtlSeconds(config.electionTimeoutMs, config.heartbeatIntervalMs), clock, authTokenTtlSeconds: config.authTokenTtlSeconds };
     const machine = new StateMachine(await loadMachineState(storage, loadOptions));
     let node: RaftNode | undefined;
     let memberRef: Member | undefined;
@@ -173,9 +182,12 @@ export class Member {
     const grpcServer = new grpc.Server({
       'grpc.max_receive_message_length': config.maxRequestBytes + GRPC_OVERHEAD_BYTES,
       'grpc.max_send_message_length': -1,
+      'grpc.max_concurrent_streams': config.maxConcurrentStreams,
     });
     const ctx: ApiContext = { config, node, machine, watchHub, logger, diskSizeBytes: () => storage.diskSizeBytes(), defragment: () => storage.defragment(), lockMetrics: metrics.locks };
-    addServices(grpcServer, ctx, metrics);
+    const coordinatorStats = new CoordinatorStats(() => machine.coordinator);
+    metrics.locks.attachCoordinator(coordinatorStats);
+    addServices(grpcServer, ctx, metrics, coordinatorStats);
     const addresses = await bindAll(grpcServer, config, tls.client);
     const clientUrls = config.advertiseClientUrls.map((url, i) => withPort(url, addresses[i] ?? addresses[0] ?? ''));
     const startCommit = node.status().commitIndex;
@@ -195,6 +207,7 @@ export class Member {
     for (const address of http.addresses) logger.info('serving metrics and health', { address });
     const member = new Member(config, logger, storage, machine, node, transport, watchHub, grpcServer, addresses, clientUrls, http.servers, metrics);
     memberRef = member;
+    member.coordinatorStats = coordinatorStats;
     node.start();
     member.startLoops();
     // Like etcd, announce readiness once this member's name and client URLs are in the registry
@@ -216,6 +229,7 @@ export class Member {
   private startLoops(): void {
     this.timers.push(setInterval(() => this.watchHub.tick(), WATCH_TICK_INTERVAL_MS));
     this.timers.push(setInterval(() => this.expireLeases(), LEASE_EXPIRY_INTERVAL_MS));
+    this.timers.push(setInterval(() => this.endLockDelays(), LOCK_DELAY_CHECK_MS));
     this.timers.push(setInterval(() => this.checkpointLeases(), this.config.leaseCheckpointIntervalMs));
     for (const timer of this.timers) timer.unref();
   }
@@ -285,9 +299,19 @@ export class Member {
     this.metrics.leaseExpired.inc(expired.length);
     this.metrics.locks.sessionExpiries.inc(expired.length);
     for (const id of expired) {
-      this.node.propose({ lease_revoke: { ID: id.toString() } }).catch((error: unknown) => {
+      // lease_expire, not lease_revoke: an expiry (unlike a revoke) starts the coordinator's lock-delays.
+      this.node.propose({ lease_expire: { ID: id.toString() } }).catch((error: unknown) => {
         this.logger.warn('failed to revoke expired lease', { lease: id.toString(16), error });
       });
+    }
+  }
+
+  /** Only the leader ends lock-delays, by proposing the end when its clock says the time is up. */
+  private endLockDelays(): void {
+    if (!this.node.isLeader()) return;
+    for (const due of this.machine.coordinator.dueDelays(LOCK_DELAY_ENDS_PER_CHECK)) {
+      const end_delay = { name: Buffer.from(due.key, 'latin1'), delay_id: String(due.delayId) };
+      this.node.propose({ coordinator: { end_delay } }).catch((error: unknown) => this.logger.debug('ending a lock-delay failed', { error }));
     }
   }
 
@@ -318,7 +342,7 @@ export class Member {
   }
 }
 
-function addServices(server: grpc.Server, ctx: ApiContext, metrics: MemberMetrics): void {
+function addServices(server: grpc.Server, ctx: ApiContext, metrics: MemberMetrics, coordinatorStats: CoordinatorStats): void {
   const core = new Map<ServiceName, grpc.UntypedServiceImplementation>([
     ['etcdserverpb.KV', kvService(ctx)],
     ['etcdserverpb.Watch', watchService(ctx)],
@@ -326,14 +350,17 @@ function addServices(server: grpc.Server, ctx: ApiContext, metrics: MemberMetric
     ['etcdserverpb.Maintenance', maintenanceService(ctx)],
     ['etcdserverpb.Cluster', clusterService(ctx)],
   ]);
-  // Lock and Election run the client library's recipes against this member, in-process.
-  const local = new Client({ channel: new InProcessChannel(core) });
+  // Lock and Election run the client library's recipes against this member, in-process, as
+  // their caller: the recipes' KV calls are checked against the caller's permissions.
+  const channel = new InProcessChannel(core);
+  const local = new Client({ channel });
+  const clients = (caller: string | undefined): Client => (caller === undefined ? local : new Client({ channel: channel.as(caller) }));
   const services: [string, grpc.UntypedServiceImplementation][] = [
     ...core,
-    ['v3lockpb.Lock', lockService(ctx, local)],
-    ['v3electionpb.Election', electionService(ctx, local)],
-    // Declared now so clients get UNIMPLEMENTED (not "unknown service") until its handlers land.
-    ['etcdserverpb.Auth', {}],
+    ['v3lockpb.Lock', lockService(ctx, clients)],
+    ['v3electionpb.Election', electionService(ctx, clients)],
+    ['etcdserverpb.Auth', authService(ctx)],
+    ['gavel.v1.Coordinator', coordinatorService(ctx, coordinatorStats)],
   ];
   for (const [name, implementation] of services) {
     const definition = serviceDefinition(name);
@@ -372,7 +399,7 @@ function sameList(a: readonly string[], b: readonly string[]): boolean {
 }
 
 /** Each URL as its scheme says: http:// plaintext, https:// with --cert-file (and client certificates under --client-cert-auth). */
-async function bindAll(server: grpc.Server, config: Config, tls: TlsMaterial | undefined): Promise<string[]> {
+export async function bindAll(server: grpc.Server, config: Config, tls: TlsMaterial | undefined): Promise<string[]> {
   const addresses: string[] = [];
   for (const url of config.listenClientUrls) {
     const host = listenHost(url);

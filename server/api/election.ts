@@ -4,14 +4,13 @@
  * ("election: no leader", "election: not leader", status Unknown).
  */
 import type * as grpc from '@grpc/grpc-js';
-import type { Client } from '../../client/client.js';
 import { proclaimAs, resignAs, type LeaderKey } from '../../client/election.js';
 import type { KeyValue } from '../../client/kv.js';
 import { GavelError } from '../errors.js';
 import { toBigInt } from './convert.js';
 import { callSignal, header, unary, type ApiContext } from './context.js';
-import { recipeError, sessionForLease } from './recipe-errors.js';
-import { toServiceError } from './status.js';
+import { clientForCall, recipeError, sessionForLease, type RecipeClients } from './recipe-errors.js';
+import { failStream } from './status.js';
 
 interface WireLeaderKey {
   name: Buffer;
@@ -36,7 +35,7 @@ function keyValueToWire(kv: KeyValue): object {
   };
 }
 
-export function electionService(ctx: ApiContext, client: Client): grpc.UntypedServiceImplementation {
+export function electionService(ctx: ApiContext, clients: RecipeClients): grpc.UntypedServiceImplementation {
   const guarded =
     <Req, Res>(fn: (request: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>) =>
     (request: Req, call: grpc.ServerUnaryCall<Req, Res>): Promise<Res> =>
@@ -47,6 +46,7 @@ export function electionService(ctx: ApiContext, client: Client): grpc.UntypedSe
     Campaign: unary(
       guarded(async (r: { name: Buffer; lease: string; value: Buffer }, call) => {
         const signal = callSignal(call);
+        const client = await clientForCall(ctx, clients, call, signal);
         const session = await sessionForLease(client, toBigInt(r.lease), signal);
         const leader = await client.election(r.name, { session }).campaign(r.value, { signal });
         ctx.lockMetrics.electionLeaderChanges.inc({ name: ctx.lockMetrics.label(r.name.toString()) });
@@ -57,6 +57,7 @@ export function electionService(ctx: ApiContext, client: Client): grpc.UntypedSe
 
     Proclaim: unary(
       guarded(async (r: { leader: WireLeaderKey | null; value: Buffer }, call) => {
+        const client = await clientForCall(ctx, clients, call);
         await proclaimAs(client.kv, leaderKeyFromWire(r.leader), r.value, { signal: callSignal(call) });
         return { header: header(ctx) };
       }),
@@ -65,6 +66,7 @@ export function electionService(ctx: ApiContext, client: Client): grpc.UntypedSe
 
     Leader: unary(
       guarded(async (r: { name: Buffer }, call) => {
+        const client = await clientForCall(ctx, clients, call);
         const leader = await client.election(r.name).leader({ signal: callSignal(call) });
         if (leader === undefined) throw new GavelError('Unknown', 'election: no leader');
         return { header: header(ctx), kv: keyValueToWire(leader) };
@@ -74,6 +76,7 @@ export function electionService(ctx: ApiContext, client: Client): grpc.UntypedSe
 
     Resign: unary(
       guarded(async (r: { leader: WireLeaderKey | null }, call) => {
+        const client = await clientForCall(ctx, clients, call);
         await resignAs(client.kv, leaderKeyFromWire(r.leader), { signal: callSignal(call) });
         return { header: header(ctx) };
       }),
@@ -83,13 +86,14 @@ export function electionService(ctx: ApiContext, client: Client): grpc.UntypedSe
     Observe: (call: grpc.ServerWritableStream<{ name: Buffer }, object>) => {
       const signal = callSignal(call);
       void (async () => {
+        const client = await clientForCall(ctx, clients, call, signal);
         // etcd's Observe reports leaders only; "no leader" moments are skipped on this wire.
         for await (const change of client.election(call.request.name).observe({ signal })) {
           if (change.leader !== undefined) call.write({ header: header(ctx, Number(change.revision)), kv: keyValueToWire(change.leader) });
         }
         if (!signal.aborted) call.end();
       })().catch((error: unknown) => {
-        if (!signal.aborted) call.destroy(toServiceError(recipeError(error)) as unknown as Error);
+        if (!signal.aborted) failStream(call, recipeError(error));
       });
     },
   };

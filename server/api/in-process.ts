@@ -8,6 +8,7 @@ import { EventEmitter } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import type { Channel, ChannelCallOptions, ChannelStream, ServiceName } from '../../client/channel.js';
 import { serviceDefinition } from '../proto.js';
+import { IN_PROCESS_CALLER } from './caller.js';
 
 type Handler = (call: unknown, callback?: (error: grpc.ServiceError | null, value?: unknown) => void) => void;
 
@@ -31,12 +32,18 @@ function status(code: grpc.status, details: string): { code: grpc.status; detail
 /** What handlers see of a call: its request, metadata, cancellation and (for streams) I/O. */
 class ServerSide extends EventEmitter {
   readonly metadata = new grpc.Metadata();
+  /** The user of the client whose Lock or Election call made this one (server/api/caller.ts). */
+  readonly [IN_PROCESS_CALLER]: string | undefined;
   cancelled = false;
   constructor(
     readonly request: unknown,
     private readonly toClient: { data(message: unknown): void; end(): void; error(e: { code: number; details: string }): void },
+    caller: string | undefined,
   ) {
     super();
+    this[IN_PROCESS_CALLER] = caller;
+    // Handlers end a stream with an error by emitting 'error' (failStream), as grpc-js expects.
+    this.on('error', (error: { code?: number; details?: string; message?: string }) => this.destroy(error));
   }
   write(message: unknown): boolean {
     if (!this.cancelled) this.toClient.data(message);
@@ -63,10 +70,18 @@ class ServerSide extends EventEmitter {
 
 export class InProcessChannel implements Channel {
   readonly target = 'in-process';
-  private readonly methods = new Map<string, Method>();
-  private closed = false;
+  private readonly methods: Map<string, Method>;
+  /** Shared by the channel and its views: closing the channel closes them all. */
+  private readonly state: { closed: boolean };
+  private readonly caller: string | undefined;
+  private readonly isView: boolean;
 
-  constructor(services: ReadonlyMap<ServiceName, grpc.UntypedServiceImplementation>) {
+  constructor(services: ReadonlyMap<ServiceName, grpc.UntypedServiceImplementation>, viewOf?: { channel: InProcessChannel; caller: string | undefined }) {
+    this.methods = viewOf?.channel.methods ?? new Map<string, Method>();
+    this.state = viewOf?.channel.state ?? { closed: false };
+    this.caller = viewOf?.caller;
+    this.isView = viewOf !== undefined;
+    if (viewOf !== undefined) return;
     for (const [service, implementation] of services) {
       const definition = serviceDefinition(service);
       for (const [name, handler] of Object.entries(implementation)) {
@@ -76,10 +91,19 @@ export class InProcessChannel implements Channel {
     }
   }
 
+  /**
+   * This channel with its calls made as `caller`: the Lock and Election services run their recipes
+   * through it, so the KV, Lease and Watch calls are checked against their client's permissions,
+   * not the member's. Closing a view closes nothing.
+   */
+  as(caller: string | undefined): InProcessChannel {
+    return new InProcessChannel(new Map(), { channel: this, caller });
+  }
+
   private method(service: ServiceName, name: string): Method {
     const method = this.methods.get(`${service}/${name}`);
     if (method === undefined) throw status(grpc.status.UNIMPLEMENTED, `${service}/${name} is not served in-process`);
-    if (this.closed) throw status(grpc.status.UNAVAILABLE, 'etcdserver: server stopped');
+    if (this.state.closed) throw status(grpc.status.UNAVAILABLE, 'etcdserver: server stopped');
     return method;
   }
 
@@ -95,7 +119,7 @@ export class InProcessChannel implements Channel {
         if (error !== undefined) reject(error);
         else resolve(responseCopy(method, value));
       };
-      const call = new ServerSide(requestCopy(method, request), { data: () => undefined, end: () => undefined, error: (e) => settle(e) });
+      const call = new ServerSide(requestCopy(method, request), { data: () => undefined, end: () => undefined, error: (e) => settle(e) }, this.caller);
       const onAbort = (): void => {
         call.cancel();
         settle(status(grpc.status.CANCELLED, 'Cancelled on client'));
@@ -127,7 +151,7 @@ export class InProcessChannel implements Channel {
       data: (message) => deliver('data', responseCopy(method, message)),
       end: () => deliver('end'),
       error: (e) => deliver('error', e),
-    });
+    }, this.caller);
     client.write = (message: object) => {
       if (finished || call.cancelled) return;
       const copy = requestCopy(method, message);
@@ -150,6 +174,6 @@ export class InProcessChannel implements Channel {
   }
 
   close(): void {
-    this.closed = true;
+    if (!this.isView) this.state.closed = true;
   }
 }

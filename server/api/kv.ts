@@ -7,6 +7,8 @@ import { callSignal, header, unary, type ApiContext } from './context.js';
 import { isFencedTxn } from '../metrics/locks.js';
 import { checkDeleteRange, checkPut, checkRange, checkTxn, txnWrites } from './validate.js';
 import type { WireCompactionRequest, WireDeleteRangeRequest, WirePutRequest, WireRangeRequest, WireTxnRequest } from './wire.js';
+import { callerOf, proposalHeader } from './caller.js';
+import { authorizeRange, authorizeTxn } from '../apply/auth.js';
 
 /** An applied error result becomes the rejection; a result of another kind is a bug. */
 export function expectResult<T extends ApplyResult['type']>(result: ApplyResult, type: T): Extract<ApplyResult, { type: T }> {
@@ -31,49 +33,76 @@ export function unsafeLocalReads(env: NodeJS.ProcessEnv = process.env): boolean 
   return env['GAVEL_UNSAFE_LOCAL_READS'] === '1';
 }
 
+/**
+ * FOR TESTS ONLY: a deliberately broken server. With GAVEL_UNSAFE_SKIP_FENCE=1, a Txn of the
+ * client library's fenced shape (metrics/locks.ts isFencedTxn) runs without its compare, so a
+ * holder that lost its lock still writes. The fault test (test/fault/broken.test.ts) switches
+ * it on to prove that its fencing checker catches a stale holder. Never set it in production.
+ */
+export function unsafeSkipFence(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env['GAVEL_UNSAFE_SKIP_FENCE'] === '1';
+}
+
 export function kvService(ctx: ApiContext): grpc.UntypedServiceImplementation {
   const skipReadBarrier = unsafeLocalReads();
   if (skipReadBarrier) ctx.logger.warn('GAVEL_UNSAFE_LOCAL_READS=1: linearizable reads are answered locally without a read barrier (tests only)');
+  const skipFence = unsafeSkipFence();
+  if (skipFence) ctx.logger.warn('GAVEL_UNSAFE_SKIP_FENCE=1: fenced Txns run without their compare (tests only)');
   // Honour clients that require a leader (fail fast instead of waiting for an election).
   const leaderAware = <Req, Res>(fn: Parameters<typeof unary<Req, Res>>[0]): ReturnType<typeof unary<Req, Res>> => unary(fn, ctx);
   return {
     Range: leaderAware(async (r: WireRangeRequest, call) => {
       checkRange(r);
       const request = rangeFromWire(r);
-      if (!request.serializable && !skipReadBarrier) await ctx.node.readBarrier(callSignal(call));
+      const signal = callSignal(call);
+      if (!request.serializable && !skipReadBarrier) await ctx.node.readBarrier(signal);
+      // Reads do not go through the log: checked here, against state as new as the read.
+      const user = await callerOf(ctx, call, signal);
+      if (user !== undefined) authorizeRange(ctx.machine.auth.store, user, r);
       const response = ctx.machine.store.range(request);
       return { header: header(ctx), ...rangeResponseToWire(response) };
     }),
 
     Put: leaderAware(async (r: WirePutRequest, call) => {
       checkPut(r);
-      const result = expectResult(await ctx.node.propose({ put: r }, callSignal(call)), 'put');
+      // Writes are checked when they apply (server/apply/auth.ts), as the header's user.
+      const signal = callSignal(call);
+      const result = expectResult(await ctx.node.propose({ put: r, header: await proposalHeader(ctx, call, signal) }, signal), 'put');
       return { header: header(ctx, result.revision), ...putResponseToWire(result.response) };
     }),
 
     DeleteRange: leaderAware(async (r: WireDeleteRangeRequest, call) => {
       checkDeleteRange(r);
-      const result = expectResult(await ctx.node.propose({ delete_range: r }, callSignal(call)), 'deleteRange');
+      const signal = callSignal(call);
+      const result = expectResult(await ctx.node.propose({ delete_range: r, header: await proposalHeader(ctx, call, signal) }, signal), 'deleteRange');
       return { header: header(ctx, result.revision), ...deleteRangeResponseToWire(result.response) };
     }),
 
-    Txn: leaderAware(async (r: WireTxnRequest, call) => {
+    Txn: leaderAware(async (received: WireTxnRequest, call) => {
+      // Tests only: GAVEL_UNSAFE_SKIP_FENCE=1 drops the fence (see unsafeSkipFence).
+      const r = skipFence && isFencedTxn(received) ? { ...received, compare: [] } : received;
       checkTxn(r, ctx.config.maxTxnOps);
+      const signal = callSignal(call);
       if (!txnWrites(r)) {
         // A read-only txn is served like a Range: a read barrier, then local state.
         const request = txnFromWire(r);
-        if (!skipReadBarrier) await ctx.node.readBarrier(callSignal(call));
+        if (!skipReadBarrier) await ctx.node.readBarrier(signal);
+        const user = await callerOf(ctx, call, signal);
+        if (user !== undefined) authorizeTxn(ctx.machine.auth.store, user, r, () => []);
         const w = ctx.machine.store.txn(request, () => true);
         return { header: header(ctx), ...txnResponseToWire(w.response, nestedHeader(ctx.machine.store.currentRevision)) };
       }
-      const result = expectResult(await ctx.node.propose({ txn: r }, callSignal(call)), 'txn');
+      const result = expectResult(await ctx.node.propose({ txn: r, header: await proposalHeader(ctx, call, signal) }, signal), 'txn');
       if (!result.response.succeeded && isFencedTxn(r)) ctx.lockMetrics.fencingRejections.inc();
       return { header: header(ctx, result.revision), ...txnResponseToWire(result.response, nestedHeader(result.revision)) };
     }),
 
     Compact: leaderAware(async (r: WireCompactionRequest, call) => {
       if (r.revision === undefined) throw new GavelError('InvalidArgument', 'etcdserver: invalid compaction revision');
-      const result = expectResult(await ctx.node.propose({ compaction: { revision: r.revision, physical: r.physical } }, callSignal(call)), 'compaction');
+      // etcd checks no permission for a compaction; a token given must still be valid.
+      const signal = callSignal(call);
+      const compaction = { revision: r.revision, physical: r.physical };
+      const result = expectResult(await ctx.node.propose({ compaction, header: await proposalHeader(ctx, call, signal) }, signal), 'compaction');
       return { header: header(ctx, result.revision) };
     }),
   };

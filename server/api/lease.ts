@@ -5,8 +5,9 @@ import { GavelError, isGavelError } from '../errors.js';
 import { toBigInt, toNumber } from './convert.js';
 import { callSignal, header, unary, type ApiContext } from './context.js';
 import { expectResult } from './kv.js';
-import { toServiceError } from './status.js';
+import { failStream } from './status.js';
 import type { WireLeaseGrantRequest, WireLeaseIdRequest, WireLeaseTimeToLiveRequest } from './wire.js';
+import { callerOf, proposalHeader } from './caller.js';
 
 /** etcd's upper bound on a lease TTL, in seconds. */
 export const MAX_LEASE_TTL_SECONDS = 9_000_000_000;
@@ -28,20 +29,30 @@ export function leaseService(ctx: ApiContext): grpc.UntypedServiceImplementation
       if (requested < 0n) throw new GavelError('InvalidArgument', 'etcdserver: lease ID must not be negative');
       // The proposer picks the id, so every member applies the same grant.
       const id = requested === 0n ? randomLeaseId() : requested;
-      const result = expectResult(await ctx.node.propose({ lease_grant: { ID: id.toString(), TTL: String(ttl) } }, callSignal(call)), 'leaseGrant');
+      // Anyone may grant a lease (etcd checks no permission), but a token given must be valid.
+      const signal = callSignal(call);
+      const grant = { ID: id.toString(), TTL: String(ttl) };
+      const result = expectResult(await ctx.node.propose({ lease_grant: grant, header: await proposalHeader(ctx, call, signal) }, signal), 'leaseGrant');
       return { header: header(ctx, result.revision), ID: result.id.toString(), TTL: String(result.ttlSeconds), error: '' };
     }),
 
     LeaseRevoke: leaderAware(async (r: WireLeaseIdRequest, call) => {
-      const result = expectResult(await ctx.node.propose({ lease_revoke: { ID: r.ID } }, callSignal(call)), 'leaseRevoke');
+      // Needs WRITE on every attached key, checked when it applies (server/apply/auth.ts).
+      const signal = callSignal(call);
+      const result = expectResult(await ctx.node.propose({ lease_revoke: { ID: r.ID }, header: await proposalHeader(ctx, call, signal) }, signal), 'leaseRevoke');
       return { header: header(ctx, result.revision) };
     }),
 
     LeaseTimeToLive: leaderAware(async (r: WireLeaseTimeToLiveRequest, call) => {
       const id = toBigInt(r.ID);
+      const signal = callSignal(call);
+      const user = await callerOf(ctx, call, signal);
       // The remaining TTL is known only to the leader, which counts the deadlines.
-      const info = await ctx.node.leaseTimeToLive(id, r.keys === true, callSignal(call));
-      return { header: header(ctx), ID: id.toString(), TTL: String(info.ttl), grantedTTL: String(info.grantedTtl), keys: info.keys.map((k) => Buffer.from(k)) };
+      const info = await ctx.node.leaseTimeToLive(id, r.keys === true || user !== undefined, signal);
+      // Under auth, READ on every attached key (etcd 3.4.26 and 3.5.9 closed that leak of key names).
+      if (user !== undefined) for (const key of info.keys) ctx.machine.auth.store.checkRange(user, 'read', key);
+      const keys = r.keys === true ? info.keys.map((k) => Buffer.from(k)) : [];
+      return { header: header(ctx), ID: id.toString(), TTL: String(info.ttl), grantedTTL: String(info.grantedTtl), keys };
     }),
 
     LeaseLeases: leaderAware(async (_r: object, call) => {
@@ -63,7 +74,7 @@ export function leaseService(ctx: ApiContext): grpc.UntypedServiceImplementation
             if (isGavelError(error, 'LeaseNotFound')) call.write({ header: header(ctx), ID: id.toString(), TTL: '0' });
             else {
               open = false;
-              call.destroy(toServiceError(error) as unknown as Error);
+              failStream(call, error);
             }
           },
         );

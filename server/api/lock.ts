@@ -5,11 +5,10 @@
  * definitively, so every language gets a try-lock without racing a gRPC deadline.
  */
 import type * as grpc from '@grpc/grpc-js';
-import type { Client } from '../../client/client.js';
 import { GavelError } from '../errors.js';
 import { toBigInt, toNumber } from './convert.js';
 import { callSignal, header, unary, type ApiContext } from './context.js';
-import { recipeError, sessionForLease } from './recipe-errors.js';
+import { clientForCall, recipeError, sessionForLease, type RecipeClients } from './recipe-errors.js';
 import { rangeRequest } from '../mvcc/requests.js';
 
 interface WireLockRequest {
@@ -26,10 +25,11 @@ function lockName(key: Buffer): string {
   return slash < 0 ? text : text.slice(0, slash);
 }
 
-export function lockService(ctx: ApiContext, client: Client): grpc.UntypedServiceImplementation {
+export function lockService(ctx: ApiContext, clients: RecipeClients): grpc.UntypedServiceImplementation {
   return {
     Lock: unary(async (r: WireLockRequest, call) => {
       const signal = callSignal(call);
+      const client = await clientForCall(ctx, clients, call, signal);
       const waitMs = toNumber(r.wait_ms);
       if (waitMs < 0) throw new GavelError('InvalidArgument', 'gavel: wait_ms must not be negative');
       const wait = ctx.lockMetrics.waiting('v3lock', r.name.toString());
@@ -52,8 +52,10 @@ export function lockService(ctx: ApiContext, client: Client): grpc.UntypedServic
     }, ctx),
 
     Unlock: unary(async (r: { key: Buffer }, call) => {
+      const signal = callSignal(call);
+      const client = await clientForCall(ctx, clients, call, signal);
       try {
-        const result = await client.kv.delete(r.key, { signal: callSignal(call) });
+        const result = await client.kv.delete(r.key, { signal });
         ctx.lockMetrics.released('v3lock', lockName(r.key), r.key.toString('hex'));
         return { header: header(ctx, Number(result.header.revision)) };
       } catch (error) {

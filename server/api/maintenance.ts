@@ -5,6 +5,7 @@ import type { MemberInfo } from '../node/consensus.js';
 import { toBigInt, toNumber } from './convert.js';
 import { normalizeUrl } from '../cluster/membership.js';
 import { callSignal, header, unary, type ApiContext } from './context.js';
+import { requireAdmin } from './caller.js';
 
 /** The etcd API version gavel implements; clients compare it to enable features. */
 export const API_VERSION = '3.5.0';
@@ -36,20 +37,28 @@ export function maintenanceService(ctx: ApiContext): grpc.UntypedServiceImplemen
       return { header: header(ctx), alarms: [] };
     }),
 
-    HashKV: unary(async (r: { revision: string }) => {
+    // Under auth, hashes, defragmentation and moving the leader are root's (etcd's authMaintenanceServer);
+    // Status and Alarm are anyone's, as in etcd 3.4.
+    HashKV: unary(async (r: { revision: string }, call) => {
+      await requireAdmin(ctx, call, callSignal(call));
       const store = ctx.machine.store;
       const revision = toNumber(r.revision) > 0 ? toNumber(r.revision) : store.currentRevision;
       return { header: header(ctx), hash: store.hash(revision), compact_revision: String(store.compactedRevision), hash_revision: String(revision) };
     }),
 
-    Hash: unary(async () => ({ header: header(ctx), hash: ctx.machine.store.hash(ctx.machine.store.currentRevision) })),
+    Hash: unary(async (_r: object, call) => {
+      await requireAdmin(ctx, call, callSignal(call));
+      return { header: header(ctx), hash: ctx.machine.store.hash(ctx.machine.store.currentRevision) };
+    }),
 
-    Defragment: unary(async () => {
+    Defragment: unary(async (_r: object, call) => {
+      await requireAdmin(ctx, call, callSignal(call));
       await ctx.defragment();
       return { header: header(ctx) };
     }),
 
-    MoveLeader: unary(async (r: { targetID: string }) => {
+    MoveLeader: unary(async (r: { targetID: string }, call) => {
+      await requireAdmin(ctx, call, callSignal(call));
       const target = toBigInt(r.targetID);
       const member = ctx.node.members().find((m) => m.id === target);
       if (member === undefined || member.isLearner) throw new GavelError('BadLeaderTransferee');
@@ -77,7 +86,9 @@ export function clusterService(ctx: ApiContext): grpc.UntypedServiceImplementati
       return { header: header(ctx), members: list() };
     }),
 
-    MemberAdd: unary(async (r: { peerURLs: string[]; isLearner: boolean }) => {
+    // Membership changes are root's under auth (etcd's checkMembershipOperationPermission); MemberList is anyone's.
+    MemberAdd: unary(async (r: { peerURLs: string[]; isLearner: boolean }, call) => {
+      await requireAdmin(ctx, call, callSignal(call));
       const peerUrls = checkPeerUrls(r.peerURLs);
       const taken = new Set(ctx.node.members().flatMap((m) => m.peerUrls.map(normalizeUrl)));
       if (peerUrls.some((u) => taken.has(u))) throw new GavelError('PeerUrlExists');
@@ -86,14 +97,16 @@ export function clusterService(ctx: ApiContext): grpc.UntypedServiceImplementati
       return { header: header(ctx), member: added ? memberToWire(added) : { ID: id.toString(), peerURLs: peerUrls, isLearner: r.isLearner }, members: list() };
     }),
 
-    MemberRemove: unary(async (r: { ID: string }) => {
+    MemberRemove: unary(async (r: { ID: string }, call) => {
+      await requireAdmin(ctx, call, callSignal(call));
       const id = toBigInt(r.ID);
       if (!ctx.node.members().some((m) => m.id === id)) throw new GavelError('MemberNotFound');
       await ctx.node.removeMember(id);
       return { header: header(ctx), members: list() };
     }),
 
-    MemberPromote: unary(async (r: { ID: string }) => {
+    MemberPromote: unary(async (r: { ID: string }, call) => {
+      await requireAdmin(ctx, call, callSignal(call));
       const id = toBigInt(r.ID);
       const member = ctx.node.members().find((m) => m.id === id);
       if (member === undefined) throw new GavelError('MemberNotFound');
@@ -102,7 +115,8 @@ export function clusterService(ctx: ApiContext): grpc.UntypedServiceImplementati
       return { header: header(ctx), members: list() };
     }),
 
-    MemberUpdate: unary(async (r: { ID: string; peerURLs: string[] }) => {
+    MemberUpdate: unary(async (r: { ID: string; peerURLs: string[] }, call) => {
+      await requireAdmin(ctx, call, callSignal(call));
       const id = toBigInt(r.ID);
       const peerUrls = checkPeerUrls(r.peerURLs);
       if (!ctx.node.members().some((m) => m.id === id)) throw new GavelError('MemberNotFound');

@@ -1,9 +1,22 @@
-/** What the recipe-backed services (Lock, Election) share: adopting a caller's lease, mapping errors. */
+/** What the recipe-backed services (Lock, Election) share: the caller's client, adopting a caller's lease, mapping errors. */
 import type { Client } from '../../client/client.js';
 import { GavelClientError } from '../../client/errors.js';
 import type { Session } from '../../client/session.js';
 import { GavelError } from '../errors.js';
 import { etcdMessage } from './status.js';
+import { callerOf, type CallerSource } from './caller.js';
+import type { ApiContext } from './context.js';
+
+/**
+ * The in-process client the recipes run with for a caller: its KV, Lease and Watch calls are
+ * checked against that user's permissions (undefined: auth is off, nothing is checked).
+ */
+export type RecipeClients = (caller: string | undefined) => Client;
+
+/** The recipes' client for the user who made `call` (Unauthenticated for an invalid token). */
+export async function clientForCall(ctx: ApiContext, clients: RecipeClients, call: CallerSource, signal?: AbortSignal): Promise<Client> {
+  return clients(await callerOf(ctx, call, signal));
+}
 
 /** etcd's v3lock and v3election give lease 0 a fresh lease of this TTL (concurrency's default). */
 const DEFAULT_RECIPE_TTL_SECONDS = 60;

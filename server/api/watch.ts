@@ -7,7 +7,8 @@ import type * as grpc from '@grpc/grpc-js';
 import type { WatchCreate, WatchResponse } from '../watch/hub.js';
 import { bytes, eventToWire, toNumber } from './convert.js';
 import { header, type ApiContext } from './context.js';
-import { toServiceError } from './status.js';
+import { failStream, goErrorText } from './status.js';
+import { callerOf } from './caller.js';
 import type { WireWatchCreateRequest, WireWatchRequest } from './wire.js';
 
 function createFromWire(w: WireWatchCreateRequest): WatchCreate {
@@ -42,6 +43,23 @@ function responseToWire(ctx: ApiContext, r: WatchResponse): object {
   };
 }
 
+/**
+ * Why the caller may not watch this range, as etcd words it in cancel_reason ("rpc error: code =
+ * PermissionDenied desc = etcdserver: permission denied"), or undefined when it may. The token is
+ * checked at each create, as etcd does; a watch keeps running after its token expires.
+ */
+async function watchRefusal(ctx: ApiContext, call: grpc.ServerDuplexStream<WireWatchRequest, object>, request: WireWatchRequest): Promise<string | undefined> {
+  const create = request.create_request;
+  if (create === null || create === undefined) return undefined;
+  try {
+    const user = await callerOf(ctx, call);
+    if (user !== undefined) ctx.machine.auth.store.checkRange(user, 'read', bytes(create.key), bytes(create.range_end));
+    return undefined;
+  } catch (error) {
+    return goErrorText(error);
+  }
+}
+
 export function watchService(ctx: ApiContext): grpc.UntypedServiceImplementation {
   return {
     Watch: (call: grpc.ServerDuplexStream<WireWatchRequest, object>) => {
@@ -52,14 +70,36 @@ export function watchService(ctx: ApiContext): grpc.UntypedServiceImplementation
         fail: (error) => {
           if (!open) return;
           open = false;
-          call.destroy(toServiceError(error) as unknown as Error);
+          failStream(call, error);
         },
       });
       call.on('drain', () => stream.drained());
-      call.on('data', (request: WireWatchRequest) => {
-        if (request.create_request) stream.create(createFromWire(request.create_request));
+      const handle = (request: WireWatchRequest, refusal: string | undefined): void => {
+        if (!open) return;
+        if (request.create_request) stream.create({ ...createFromWire(request.create_request), ...(refusal === undefined ? {} : { refusal }) });
         else if (request.cancel_request) stream.cancel(toNumber(request.cancel_request.watch_id));
         else if (request.progress_request) stream.requestProgress();
+      };
+      // Requests take effect in order. Under auth a create first resolves its caller, which may
+      // wait (a token fresh from another member needs a read barrier): later requests queue behind.
+      let queue: Promise<void> | undefined;
+      call.on('data', (request: WireWatchRequest) => {
+        const checked = request.create_request !== null && request.create_request !== undefined && ctx.machine.auth.store.enabled;
+        if (queue === undefined && !checked) {
+          handle(request, undefined);
+          return;
+        }
+        const next: Promise<void> = (queue ?? Promise.resolve())
+          .then(async () => handle(request, checked ? await watchRefusal(ctx, call, request) : undefined))
+          .catch((error: unknown) => {
+            if (!open) return;
+            finish();
+            failStream(call, error);
+          });
+        queue = next;
+        void next.finally(() => {
+          if (queue === next) queue = undefined;
+        });
       });
       const finish = (): void => {
         if (!open) return;

@@ -121,10 +121,37 @@ export interface WireWatchRequest {
   progress_request?: object | null;
 }
 
+/** etcdserverpb's Auth requests (and authpb.Permission) as proto-loader gives them. */
+export interface WirePermission {
+  permType: number;
+  key: Buffer;
+  range_end: Buffer;
+}
+
+export interface WireAuthRequests {
+  auth_enable: object;
+  auth_disable: object;
+  /** gavel.internal.v1.Authenticate: checked by the proposer, token digest only. */
+  authenticate: { name: string; token_digest: string; password_digest: string };
+  auth_user_add: { name: string; password: string; options?: { no_password: boolean } | null; hashedPassword: string };
+  auth_user_delete: { name: string };
+  auth_user_change_password: { name: string; password: string; hashedPassword: string };
+  auth_user_grant_role: { user: string; role: string };
+  auth_user_revoke_role: { name: string; role: string };
+  auth_role_add: { name: string };
+  auth_role_delete: { role: string };
+  auth_role_grant_permission: { name: string; perm?: WirePermission | null };
+  auth_role_revoke_permission: { role: string; key: Buffer; range_end: Buffer };
+}
+
+export type WireAuthRequestKind = keyof WireAuthRequests;
+
 /** The Raft log payload (proto/gavel/internal.proto). */
-export interface WireInternalRequest {
+export interface WireInternalRequest extends Partial<{ [K in WireAuthRequestKind]: WireAuthRequests[K] | null }> {
   id: Int64;
-  request?: 'put' | 'delete_range' | 'txn' | 'compaction' | 'lease_grant' | 'lease_revoke' | 'lease_checkpoint' | 'member_attributes' | 'member_peer_urls';
+  request?: 'put' | 'delete_range' | 'txn' | 'compaction' | 'lease_grant' | 'lease_revoke' | 'lease_checkpoint' | 'member_attributes' | 'member_peer_urls' | 'coordinator' | 'lease_expire' | WireAuthRequestKind;
+  /** The client's user (proto/gavel/internal.proto RequestHeader); absent on the members' own proposals. */
+  header?: { username: string } | null;
   put?: WirePutRequest | null;
   delete_range?: WireDeleteRangeRequest | null;
   txn?: WireTxnRequest | null;
@@ -134,4 +161,6 @@ export interface WireInternalRequest {
   lease_checkpoint?: WireLeaseCheckpointRequest | null;
   member_attributes?: { id: Int64; name: string; client_urls: string[] } | null;
   member_peer_urls?: { id: Int64; peer_urls: string[] } | null;
+  coordinator?: import('../coordinator/wire.js').WireCoordinatorRequest | null;
+  lease_expire?: WireLeaseIdRequest | null;
 }

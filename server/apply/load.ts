@@ -5,10 +5,15 @@ import { Lessor } from '../lease/lessor.js';
 import { Membership } from '../cluster/membership.js';
 import { decodeNumber, loadLeases, metaKey, type Storage } from '../storage/layout.js';
 import type { MachineState } from './state-machine.js';
+import { loadCoordinator } from '../coordinator/load.js';
+import { loadAuthStore } from '../auth/records.js';
+import { TokenTable } from '../auth/tokens.js';
 
 export interface LoadOptions {
   readonly minLeaseTtlSeconds: number;
   readonly clock: Clock;
+  /** --auth-token-ttl: a simple token's life after its last use, in seconds (default 300). */
+  readonly authTokenTtlSeconds?: number;
 }
 
 export async function loadMachineState(storage: Storage, options: LoadOptions): Promise<MachineState> {
@@ -22,5 +27,8 @@ export async function loadMachineState(storage: Storage, options: LoadOptions): 
   const keys = Membership.keys();
   const membership = Membership.decode(await storage.get('meta', keys.members), await storage.get('meta', keys.removed));
   const appliedIndex = decodeNumber(await storage.get('meta', metaKey('applied-index'))) ?? 0;
-  return { store, lessor, membership, appliedIndex };
+  const coordinator = await loadCoordinator(storage, options.clock);
+  // Tokens live in memory only: a restart or a snapshot install forgets them (clients log in again).
+  const auth = { store: await loadAuthStore(storage), tokens: new TokenTable(options.clock, options.authTokenTtlSeconds) };
+  return { store, lessor, membership, coordinator, auth, appliedIndex };
 }

@@ -17,6 +17,9 @@ import { leaseOps, type BatchOp } from '../storage/layout.js';
 import type { Membership } from '../cluster/membership.js';
 import { decodeAddContext } from '../cluster/membership.js';
 import type { ConfChange } from '../raft/index.js';
+import type { Coordinator } from '../coordinator/coordinator.js';
+import { applyCoordinator, type CoordinatorResult } from '../coordinator/apply.js';
+import { applyAuth, authorizeRequest, type AuthState } from './auth.js';
 
 export type ApplyResult =
   | { readonly type: 'put'; readonly revision: number; readonly response: PutResponse }
@@ -27,6 +30,9 @@ export type ApplyResult =
   | { readonly type: 'leaseRevoke'; readonly revision: number }
   | { readonly type: 'leaseCheckpoint'; readonly revision: number }
   | { readonly type: 'member'; readonly revision: number }
+  | CoordinatorResult
+  /** An auth mutation; `index` is the entry's log index (it names an Authenticate's token). */
+  | { readonly type: 'auth'; readonly revision: number; readonly index: number }
   | { readonly type: 'error'; readonly revision: number; readonly error: GavelError };
 
 export interface AppliedEntry {
@@ -40,16 +46,22 @@ export interface AppliedEntry {
 /** Called after each applied write revision (watch hub). */
 export type EventListener = (revision: number, events: readonly MvccEvent[]) => void;
 
+/** Called when coordinator locks changed: their keys, or 'all' after a snapshot replaced the state. */
+export type CoordinatorListener = (changed: ReadonlySet<string> | 'all') => void;
+
 /** The parts a snapshot replaces at once. */
 export interface MachineState {
   readonly store: MvccStore;
   readonly lessor: Lessor;
   readonly membership: Membership;
+  readonly coordinator: Coordinator;
+  readonly auth: AuthState;
   readonly appliedIndex: number;
 }
 
 export class StateMachine {
   private listeners: EventListener[] = [];
+  private coordinatorListeners: CoordinatorListener[] = [];
   private state: MachineState;
 
   constructor(state: MachineState) {
@@ -68,6 +80,14 @@ export class StateMachine {
     return this.state.membership;
   }
 
+  get coordinator(): Coordinator {
+    return this.state.coordinator;
+  }
+
+  get auth(): AuthState {
+    return this.state.auth;
+  }
+
   get appliedIndex(): number {
     return this.state.appliedIndex;
   }
@@ -76,10 +96,17 @@ export class StateMachine {
     this.listeners.push(listener);
   }
 
+  onCoordinatorChange(listener: CoordinatorListener): void {
+    this.coordinatorListeners.push(listener);
+  }
+
   /** Replaces the whole state with one restored from a snapshot at a later index. */
   restore(state: MachineState): void {
     assert(state.appliedIndex > this.state.appliedIndex, `snapshot ${state.appliedIndex} is not newer than applied ${this.state.appliedIndex}`);
+    // The coordinator's leader-local clock state goes with the old object: carry the role over.
+    if (this.state.coordinator.isPrimary) state.coordinator.promote();
     this.state = state;
+    for (const listener of this.coordinatorListeners) listener('all');
   }
 
   private advanceTo(index: number): void {
@@ -131,6 +158,8 @@ export class StateMachine {
 
   private applyRequest(request: WireInternalRequest): Omit<AppliedEntry, 'requestId'> {
     const leaseExists = (id: bigint): boolean => this.lessor.exists(id);
+    // A client's request is checked here, against the auth state as of this entry (server/apply/auth.ts).
+    authorizeRequest(this.auth.store, request, (id) => this.lessor.timeToLive(id)?.keys ?? []);
     const kind = request.request;
     const revision = this.store.currentRevision;
     switch (kind) {
@@ -159,7 +188,14 @@ export class StateMachine {
         return { result: { type: 'leaseGrant', revision, id: granted.id, ttlSeconds: granted.ttlSeconds }, ops: leaseOps.put(granted.id, granted.ttlSeconds), revision, events: [] };
       }
       case 'lease_revoke':
-        return this.applyRevoke(toBigInt(required(request.lease_revoke).ID));
+        return this.applyRevoke(toBigInt(required(request.lease_revoke).ID), false);
+      case 'lease_expire':
+        return this.applyRevoke(toBigInt(required(request.lease_expire).ID), true);
+      case 'coordinator': {
+        const applied = applyCoordinator(this.coordinator, this.appliedIndex, required(request.coordinator), leaseExists);
+        this.notifyCoordinator(applied.changed);
+        return { result: { ...applied.result, revision }, ops: applied.ops, revision, events: [] };
+      }
       case 'lease_checkpoint': {
         const ops: BatchOp[] = [];
         for (const checkpoint of required(request.lease_checkpoint).checkpoints ?? []) {
@@ -182,6 +218,19 @@ export class StateMachine {
         this.membership.setPeerUrls(toBigInt(update.id), update.peer_urls ?? []);
         return { result: { type: 'member', revision }, ops: this.membership.ops(), revision, events: [] };
       }
+      case 'auth_enable':
+      case 'auth_disable':
+      case 'authenticate':
+      case 'auth_user_add':
+      case 'auth_user_delete':
+      case 'auth_user_change_password':
+      case 'auth_user_grant_role':
+      case 'auth_user_revoke_role':
+      case 'auth_role_add':
+      case 'auth_role_delete':
+      case 'auth_role_grant_permission':
+      case 'auth_role_revoke_permission':
+        return { result: { type: 'auth', revision, index: this.appliedIndex }, ops: applyAuth(this.auth, request, this.appliedIndex), revision, events: [] };
       case undefined:
         throw new GavelError('InvalidArgument', 'empty internal request');
       default:
@@ -189,13 +238,23 @@ export class StateMachine {
     }
   }
 
-  /** Revoking deletes every attached key in one revision, then the lease itself. */
-  private applyRevoke(id: bigint): Omit<AppliedEntry, 'requestId'> {
+  /**
+   * Revoking deletes every attached key in one revision, then the lease itself, and frees the
+   * lease's coordinator places in the same step. `expired`: the leader saw it run out (lock-delays start).
+   */
+  private applyRevoke(id: bigint, expired: boolean): Omit<AppliedEntry, 'requestId'> {
     const keys = this.lessor.revoke(id);
+    const freed = this.coordinator.removeLease(this.appliedIndex, id, expired);
+    this.notifyCoordinator(freed.changed);
     const w = keys.length > 0 ? this.store.deleteKeys(keys) : undefined;
     const revision = w?.revision ?? this.store.currentRevision;
-    const ops = [...(w ? changesToBatch(w.changes) : []), ...leaseOps.del(id)];
+    const ops = [...(w ? changesToBatch(w.changes) : []), ...leaseOps.del(id), ...freed.ops];
     return { result: { type: 'leaseRevoke', revision }, ops, revision, events: w?.events ?? [] };
+  }
+
+  private notifyCoordinator(changed: ReadonlySet<string>): void {
+    if (changed.size === 0) return;
+    for (const listener of this.coordinatorListeners) listener(changed);
   }
 
   /** Keeps the lessor's key attachments in step with the KV: a key belongs to the lease it was last put with. */

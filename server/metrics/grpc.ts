@@ -40,7 +40,8 @@ function unimplemented(type: GrpcType, method: string): grpc.UntypedHandleCall {
   if (type === 'unary' || type === 'client_stream') {
     return ((_call: unknown, callback: grpc.sendUnaryData<unknown>) => callback(error as grpc.ServiceError)) as grpc.UntypedHandleCall;
   }
-  return ((call: grpc.ServerWritableStream<unknown, unknown>) => call.destroy(Object.assign(new Error(error.details), error))) as grpc.UntypedHandleCall;
+  // An 'error' event makes grpc-js send the status (destroy() would send none).
+  return ((call: grpc.ServerWritableStream<unknown, unknown>) => call.emit('error', Object.assign(new Error(error.details), error))) as grpc.UntypedHandleCall;
 }
 
 function wrap(handler: grpc.UntypedHandleCall, labels: { grpc_type: GrpcType; grpc_service: string; grpc_method: string }, metrics: MemberMetrics): grpc.UntypedHandleCall {
@@ -68,11 +69,9 @@ function wrap(handler: grpc.UntypedHandleCall, labels: { grpc_type: GrpcType; gr
       done = true;
       finish(started, c);
     };
-    const destroy = call.destroy.bind(call);
-    call.destroy = ((error?: Error & { code?: number }) => {
-      code = error?.code ?? grpc.status.UNKNOWN;
-      return destroy(error);
-    }) as typeof call.destroy;
+    call.on('error', (error: Error & { code?: number }) => {
+      code = error.code ?? grpc.status.UNKNOWN;
+    });
     call.on('cancelled', () => once(grpc.status.CANCELLED));
     call.on('finish', () => once(code ?? grpc.status.OK));
     call.on('close', () => once(code ?? grpc.status.OK));

@@ -20,6 +20,13 @@ const RELEASES_REMEMBERED = 4_096;
 
 export type LockService = 'v3lock' | 'coordinator';
 
+/** What the coordinator's replicated queue can tell at scrape time (server/coordinator/stats.ts). */
+export interface CoordinatorFigures {
+  holders(): number;
+  waiters(): number;
+  queueLength(name: string): number;
+}
+
 export interface HeldLock {
   readonly service: LockService;
   readonly name: string;
@@ -35,6 +42,7 @@ export class LockMetrics {
   private readonly acquireWait: Histogram<'service' | 'name'>;
   private readonly handOff: Histogram<'service' | 'name'>;
   private readonly held = new Map<string, HeldLock>();
+  private coordinator: CoordinatorFigures | undefined;
   private readonly releasedAt = new Map<string, number>();
 
   constructor(
@@ -44,6 +52,17 @@ export class LockMetrics {
     const registers = [registry];
     const held = this.held;
     const label = (name: string): string => this.label(name);
+    const coordinator = (): CoordinatorFigures | undefined => this.coordinator;
+    /** Per configured name, and the rest as "other". */
+    const split = (gauge: Gauge<'service' | 'name'> | Gauge<'name'>, total: number, of: (name: string) => number, service?: LockService): void => {
+      let named = 0;
+      for (const name of names) {
+        const value = of(name);
+        named += value;
+        (gauge as Gauge<string>).set(service === undefined ? { name } : { service, name }, value);
+      }
+      (gauge as Gauge<string>).set(service === undefined ? { name: 'other' } : { service, name: 'other' }, total - named);
+    };
     new Gauge({
       name: 'gavel_lock_holders',
       help: 'Locks held through the Lock and Coordinator services.',
@@ -55,14 +74,42 @@ export class LockMetrics {
           if (!lock.stillHeld()) held.delete(key);
           else this.inc({ service: lock.service, name: label(lock.name) });
         }
+        const queue = coordinator();
+        // The coordinator's holders are replicated state: counted from it, not from calls.
+        if (queue !== undefined) this.set({ service: 'coordinator', name: 'other' }, queue.holders());
       },
     });
-    this.waiters = new Gauge({ name: 'gavel_lock_waiters', help: 'Callers waiting for a lock in the Lock and Coordinator services.', labelNames: ['service', 'name'], registers });
+    this.waiters = new Gauge({
+      name: 'gavel_lock_waiters',
+      help: 'Callers waiting for a lock in the Lock and Coordinator services.',
+      labelNames: ['service', 'name'],
+      registers,
+      collect() {
+        const queue = coordinator();
+        if (queue !== undefined) split(this, queue.waiters(), (name) => queue.queueLength(name), 'coordinator');
+      },
+    });
+    new Gauge({
+      name: 'gavel_coordinator_queue_length',
+      help: 'Waiters queued in the gavel.v1.Coordinator service, by lock (configured names) and the rest as "other".',
+      labelNames: ['name'],
+      registers,
+      collect() {
+        this.reset();
+        const queue = coordinator();
+        if (queue !== undefined) split(this, queue.waiters(), (name) => queue.queueLength(name));
+      },
+    });
     this.acquireWait = new Histogram({ name: 'gavel_lock_acquire_wait_seconds', help: 'Time from asking for a lock to holding it.', labelNames: ['service', 'name'], buckets: WAIT_BUCKETS, registers });
     this.handOff = new Histogram({ name: 'gavel_lock_handoff_seconds', help: "Time from a holder's release to the next waiter's grant.", labelNames: ['service', 'name'], buckets: WAIT_BUCKETS, registers });
     this.fencingRejections = new Counter({ name: 'gavel_fencing_token_rejections_total', help: 'Writes refused because the fencing token no longer belonged to a holder.', registers });
     this.sessionExpiries = new Counter({ name: 'gavel_session_expiries_total', help: 'Sessions (leases) that expired rather than being revoked or closed.', registers });
     this.electionLeaderChanges = new Counter({ name: 'gavel_election_leader_changes_total', help: 'New leaders elected through the Election service.', labelNames: ['name'], registers });
+  }
+
+  /** Reads the coordinator's holders and queues at each scrape. */
+  attachCoordinator(figures: CoordinatorFigures): void {
+    this.coordinator = figures;
   }
 
   /** The value of the `name` label: the lock name when configured, else "other". */

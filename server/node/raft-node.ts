@@ -568,6 +568,9 @@ export class RaftNode implements Consensus {
     // The grace covers the election that just happened and the whole-second rounding of checkpoints.
     if (isLeader && !wasLeader) this.options.machine.lessor.promote(Math.max(this.options.electionTimeoutMs, 1000));
     if (!isLeader && wasLeader) this.options.machine.lessor.demote();
+    // Lock-delays run on the leader's clock too: a new leader gives each running one its full length.
+    if (isLeader && !wasLeader) this.options.machine.coordinator.promote();
+    if (!isLeader && wasLeader) this.options.machine.coordinator.demote();
     if (soft.leader !== previousLeader || isLeader !== wasLeader) this.options.onLeaderChange?.(soft.leader, isLeader);
   }
 

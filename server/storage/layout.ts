@@ -8,6 +8,8 @@
  *   kvmeta MVCC compacted / current revision
  *   lease  leases, key = lease id (u64)
  *   meta   applied index, member id, cluster id
+ *   coord  the coordinator's locks, places and last fencing token (server/coordinator/records.ts)
+ *   auth   users, roles, whether auth is enabled, auth revision (server/auth/records.ts)
  *
  * Every change is a BatchOp; one writer turns a list of them into one level batch, so a state
  * change and the applied index that records it land together.
@@ -17,8 +19,9 @@ import { join } from 'node:path';
 import { Level } from 'level';
 import type { AbstractSublevel } from 'abstract-level';
 
-export type Space = 'log' | 'raft' | 'kv' | 'kvmeta' | 'lease' | 'meta';
-export const SPACES: readonly Space[] = ['log', 'raft', 'kv', 'kvmeta', 'lease', 'meta'];
+export type Space = 'log' | 'raft' | 'kv' | 'kvmeta' | 'lease' | 'meta' | 'coord' | 'auth';
+/** Snapshots name a record's space by its index here: append new spaces, never reorder. */
+export const SPACES: readonly Space[] = ['log', 'raft', 'kv', 'kvmeta', 'lease', 'meta', 'coord', 'auth'];
 
 export type BatchOp =
   | { readonly type: 'put'; readonly space: Space; readonly key: Uint8Array; readonly value: Uint8Array }

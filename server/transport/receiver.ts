@@ -110,8 +110,13 @@ function receiveStream(env: ReceiverEnvironment, call: grpc.ServerDuplexStream<F
   call.on('end', () => call.end());
 }
 
-/** Delivers in order; a message not from `from` to this member is dropped, not delivered. */
-function deliver(env: ReceiverEnvironment, from: bigint, messages: readonly WireRaftMessage[]): ServiceErrorLike | undefined {
+/**
+ * Delivers in order; a message not to this member, or not from the peer that sent it, is
+ * dropped. Except a forwarded ReadIndex: a follower that gets one (its sender thought it was
+ * the leader) passes it on to its leader with the original requester as `from`, so the leader
+ * answers the requester directly, as etcd's raft does.
+ */
+export function deliver(env: Pick<ReceiverEnvironment, 'memberId' | 'logger' | 'handlers'>, from: bigint, messages: readonly WireRaftMessage[]): ServiceErrorLike | undefined {
   for (const wire of messages) {
     let m: Message;
     try {
@@ -119,7 +124,7 @@ function deliver(env: ReceiverEnvironment, from: bigint, messages: readonly Wire
     } catch (error) {
       return toServiceError(error);
     }
-    if (m.to !== env.memberId || m.from !== from) {
+    if (m.to !== env.memberId || (m.from !== from && m.type !== 'readIndex')) {
       env.logger.warn('dropped a misaddressed peer message', { peer: from, type: m.type, from: m.from, to: m.to });
       continue;
     }

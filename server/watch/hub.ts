@@ -280,6 +280,7 @@ export class WatchHub {
   }
 
   private refusalReason(stream: StreamState, request: WatchCreate): string | undefined {
+    if (request.refusal !== undefined) return request.refusal;
     if (!Number.isSafeInteger(request.startRevision)) return CANCEL_REASONS.invalidStartRevision;
     if (request.startRevision < 0) return CANCEL_REASONS.negativeStartRevision;
     if (!Number.isSafeInteger(request.watchId) || request.watchId < 0) return CANCEL_REASONS.invalidWatchId;

@@ -44,6 +44,8 @@ export interface WatchCreate {
   /** 0 = pick the next free id on this stream. */
   readonly watchId: number;
   readonly fragment: boolean;
+  /** Refuse this watch with this cancel reason (the caller may not read the range: server/api/watch.ts). */
+  readonly refusal?: string;
 }
 
 export interface WatchSink {

@@ -12,6 +12,7 @@
  * CONNECTIONS_MAX gRPC connections (HTTP/2 multiplexes them). Each measurement runs for
  * --duration seconds (default 5) and then waits, bounded, for the requests still in flight.
  */
+import type { Row as TableRow } from './table.js';
 import { runClosedLoop, type Operation } from './loop.js';
 import { parseFlags, positive, target } from './args.js';
 import { execFileSync } from 'node:child_process';
@@ -31,14 +32,8 @@ interface Options {
   valueBytes: number;
 }
 
-interface Row {
+interface Row extends TableRow {
   members: number;
-  name: string;
-  clients: number;
-  operations: number;
-  errors: number;
-  seconds: number;
-  latenciesMs: number[];
 }
 
 interface FailoverRow {

@@ -1,9 +1,11 @@
 /**
  * Benchmark (figures, never pass/fail): lock acquire+release cycles per second with 1 and 64
  * clients on locks of their own, and the contended hand-off latency (unlock → the next holder's
- * lock() returns) with 8 clients on one lock; for the client Mutex and the server's v3lock.
+ * lock() returns) with 8 clients on one lock; for the client Mutex, the server's v3lock and the
+ * coordinator queue (gavel.v1.Coordinator) on the member, and the coordinator of a
+ * `gavel --mode central` process (started here unless --central-endpoint names one).
  *
- *   npm run bench:locks -- [--target gavel|etcd] [--endpoint host:port] [--duration SECONDS]
+ *   npm run bench:locks -- [--target gavel|etcd] [--endpoint host:port] [--central-endpoint host:port] [--duration SECONDS]
  */
 import { cpus } from 'node:os';
 import { Client, type Session } from '../../client/index.js';
@@ -15,6 +17,7 @@ import { startMember, stopAllMembers, type Target } from '../helpers/gavel.js';
 interface Options {
   target: Target;
   endpoint: string | undefined;
+  centralEndpoint: string | undefined;
   durationSeconds: number;
 }
 
@@ -68,16 +71,37 @@ async function handOff(name: string, endpoint: string, durationMs: number, lock:
   return { ...row, latenciesMs: handOffsMs };
 }
 
+/** Coordinator mutex rows: cycles with 1 and 64 clients on locks of their own, hand-off with 8 on one lock. */
+async function coordinatorRows(label: string, endpoint: string, durationMs: number): Promise<Row[]> {
+  const rows: Row[] = [];
+  for (const clients of [1, 64]) {
+    rows.push(
+      await cycles(`${label} mutex lock+unlock, own locks`, endpoint, clients, durationMs, async (worker, session, client) => {
+        const mutex = await client.coordinatorMutex(`bench/coord/${worker}`, { session }).lock();
+        await mutex.unlock();
+      }),
+    );
+  }
+  rows.push(
+    await handOff(`${label} hand-off, 8 on one lock`, endpoint, durationMs, async (session, client) => {
+      const mutex = await client.coordinatorMutex('bench/coord-contended', { session }).lock();
+      return () => mutex.unlock();
+    }),
+  );
+  return rows;
+}
+
 function parseOptions(argv: readonly string[]): Options {
-  const options: Options = { target: 'gavel', endpoint: undefined, durationSeconds: 5 };
+  const options: Options = { target: 'gavel', endpoint: undefined, centralEndpoint: undefined, durationSeconds: 5 };
   parseFlags(
     argv,
     {
       '--target': (value) => (options.target = target(value())),
       '--endpoint': (value) => (options.endpoint = value().replace(/^https?:\/\//, '')),
+      '--central-endpoint': (value) => (options.centralEndpoint = value().replace(/^https?:\/\//, '')),
       '--duration': (value) => (options.durationSeconds = positive('--duration', value())),
     },
-    'usage: node dist/test/bench/locks.js [--target gavel|etcd] [--endpoint host:port] [--duration SECONDS]',
+    'usage: node dist/test/bench/locks.js [--target gavel|etcd] [--endpoint host:port] [--central-endpoint host:port] [--duration SECONDS]',
   );
   return options;
 }
@@ -113,6 +137,13 @@ async function main(): Promise<void> {
       return async () => void (await client.lockService.unlock(held.key));
     });
     rows.push(mutexHandOff, v3HandOff);
+    // The coordinator queue: etcd has no such service.
+    if (options.target === 'gavel') rows.push(...(await coordinatorRows('coordinator', endpoint, durationMs)));
+    if (options.target === 'gavel') {
+      const central = options.centralEndpoint ?? (await startMember({ target: 'gavel', name: 'bench-central', args: ['--mode', 'central'] })).endpoint;
+      process.stdout.write(`central: ${options.centralEndpoint === undefined ? 'gavel --mode central' : 'external'} at ${central}\n`);
+      rows.push(...(await coordinatorRows('central coordinator', central, durationMs)));
+    }
   } finally {
     await stopAllMembers();
   }

@@ -71,7 +71,7 @@ export const KNOWN_METRICS: Readonly<Record<string, KnownMetric>> = {
   gavel_lock_waiters: live('gauge'),
   gavel_lock_acquire_wait_seconds: live('histogram'),
   gavel_lock_handoff_seconds: live('histogram'),
-  gavel_coordinator_queue_length: pending('gauge'),
+  gavel_coordinator_queue_length: live('gauge'),
   gavel_fencing_token_rejections_total: live('counter'),
   gavel_session_expiries_total: live('counter'),
   gavel_election_leader_changes_total: live('counter'),

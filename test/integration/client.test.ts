@@ -2,32 +2,22 @@
  * The TypeScript client against a real member: KV, leases, typed errors, watch resumption,
  * sessions, and failover across endpoints.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Client, SessionExpiredError, CompactedError, DeadlineExceededError, InvalidArgumentError, LeaseNotFoundError, AbortedError, compare, op, type WatchBatch } from '../../client/index.js';
-import { startMember, stopAllMembers, waitUntil, type Member } from '../helpers/gavel.js';
+import { waitUntil } from '../helpers/gavel.js';
+import { memberWithClient } from '../helpers/client.js';
 
-let member: Member;
-let client: Client;
-
-beforeAll(async () => {
-  member = await startMember();
-  client = new Client({ endpoints: [member.endpoint] });
-});
-
-afterAll(async () => {
-  client.close();
-  await stopAllMembers();
-});
+const fixture = memberWithClient();
 
 describe('KV', () => {
   it('puts, gets with revisions as bigint, deletes, and runs txns with typed compares', async () => {
-    const put = await client.kv.put('client/a', '1');
+    const put = await fixture.client.kv.put('client/a', '1');
     expect(typeof put.header.revision).toBe('bigint');
-    const got = await client.kv.getOne('client/a');
+    const got = await fixture.client.kv.getOne('client/a');
     expect(got?.value.toString()).toBe('1');
     expect(got?.createRevision).toBe(put.header.revision);
 
-    const txn = await client.kv.txn({
+    const txn = await fixture.client.kv.txn({
       compare: [compare.value('client/a', '==', '1')],
       success: [op.put('client/a', '2'), op.get('client/a')],
       failure: [op.get('client/a')],
@@ -36,26 +26,26 @@ describe('KV', () => {
     const after = txn.results[1];
     expect(after?.type === 'range' && after.kvs[0]?.value.toString()).toBe('2');
 
-    await client.kv.put('client/b', 'x');
-    const prefix = await client.kv.get('client/', { prefix: true, sort: { target: 'key', order: 'descend' } });
+    await fixture.client.kv.put('client/b', 'x');
+    const prefix = await fixture.client.kv.get('client/', { prefix: true, sort: { target: 'key', order: 'descend' } });
     expect(prefix.kvs.map((kv) => kv.key.toString())).toEqual(['client/b', 'client/a']);
-    const deleted = await client.kv.delete('client/', { prefix: true, prevKv: true });
+    const deleted = await fixture.client.kv.delete('client/', { prefix: true, prevKv: true });
     expect(deleted.deleted).toBe(2n);
   });
 
   it('turns server errors into typed errors', async () => {
-    await expect(client.kv.put('', 'v')).rejects.toBeInstanceOf(InvalidArgumentError);
-    await expect(client.kv.put('k', 'v', { lease: 12345n })).rejects.toBeInstanceOf(LeaseNotFoundError);
-    const { header } = await client.kv.put('client/compact', '1');
-    await client.kv.put('client/compact', '2');
-    await client.kv.compact(header.revision + 1n);
-    await expect(client.kv.get('client/compact', { revision: header.revision })).rejects.toBeInstanceOf(CompactedError);
+    await expect(fixture.client.kv.put('', 'v')).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(fixture.client.kv.put('k', 'v', { lease: 12345n })).rejects.toBeInstanceOf(LeaseNotFoundError);
+    const { header } = await fixture.client.kv.put('client/compact', '1');
+    await fixture.client.kv.put('client/compact', '2');
+    await fixture.client.kv.compact(header.revision + 1n);
+    await expect(fixture.client.kv.get('client/compact', { revision: header.revision })).rejects.toBeInstanceOf(CompactedError);
   });
 
   it('honours AbortSignal and timeouts', async () => {
     const controller = new AbortController();
     controller.abort();
-    await expect(client.kv.get('x', { signal: controller.signal })).rejects.toBeInstanceOf(AbortedError);
+    await expect(fixture.client.kv.get('x', { signal: controller.signal })).rejects.toBeInstanceOf(AbortedError);
     // No member listens here: the call retries until its deadline, then says so.
     const dead = new Client({ endpoints: ['127.0.0.1:1'], backoffBaseMs: 10 });
     await expect(dead.kv.get('x', { timeoutMs: 300 })).rejects.toBeInstanceOf(DeadlineExceededError);
@@ -65,23 +55,23 @@ describe('KV', () => {
 
 describe('leases', () => {
   it('grants, reports and revokes with bigint ids', async () => {
-    const lease = await client.lease.grant(30);
+    const lease = await fixture.client.lease.grant(30);
     expect(typeof lease.id).toBe('bigint');
-    await client.kv.put('client/leased', 'v', { lease: lease.id });
-    const ttl = await client.lease.timeToLive(lease.id, { keys: true });
+    await fixture.client.kv.put('client/leased', 'v', { lease: lease.id });
+    const ttl = await fixture.client.lease.timeToLive(lease.id, { keys: true });
     expect(ttl.grantedTtlSeconds).toBe(30);
     expect(ttl.keys.map((k) => k.toString())).toEqual(['client/leased']);
-    await client.lease.revoke(lease.id);
-    expect(await client.kv.getOne('client/leased')).toBeUndefined();
-    expect((await client.lease.timeToLive(lease.id)).ttlSeconds).toBe(-1);
+    await fixture.client.lease.revoke(lease.id);
+    expect(await fixture.client.kv.getOne('client/leased')).toBeUndefined();
+    expect((await fixture.client.lease.timeToLive(lease.id)).ttlSeconds).toBe(-1);
   });
 });
 
 describe('watch', () => {
   it('delivers events as an async iterable, from a start revision', async () => {
-    const first = await client.kv.put('client/w', '1');
-    await client.kv.put('client/w', '2');
-    const watcher = client.watch('client/w', { startRevision: first.header.revision });
+    const first = await fixture.client.kv.put('client/w', '1');
+    await fixture.client.kv.put('client/w', '2');
+    const watcher = fixture.client.watch('client/w', { startRevision: first.header.revision });
     const seen: string[] = [];
     for await (const batch of watcher) {
       for (const e of batch.events) seen.push(`${e.type}:${e.kv.value.toString()}`);
@@ -91,7 +81,7 @@ describe('watch', () => {
   });
 
   it('resumes after the member restarts, with no event lost or repeated', async () => {
-    const watcher = client.watch('client/resume/', { prefix: true });
+    const watcher = fixture.client.watch('client/resume/', { prefix: true });
     await watcher.ready();
     const values: string[] = [];
     const consumer = (async () => {
@@ -100,9 +90,9 @@ describe('watch', () => {
         if (values.length >= 6) return;
       }
     })();
-    for (let i = 0; i < 3; i++) await client.kv.put(`client/resume/${i}`, String(i));
-    await member.restart();
-    for (let i = 3; i < 6; i++) await client.kv.put(`client/resume/${i}`, String(i), { timeoutMs: 15_000 });
+    for (let i = 0; i < 3; i++) await fixture.client.kv.put(`client/resume/${i}`, String(i));
+    await fixture.member.restart();
+    for (let i = 3; i < 6; i++) await fixture.client.kv.put(`client/resume/${i}`, String(i), { timeoutMs: 15_000 });
     await consumer;
     expect(values).toEqual(['0', '1', '2', '3', '4', '5']);
   });
@@ -110,19 +100,19 @@ describe('watch', () => {
 
 describe('session', () => {
   it('keeps its lease alive past the TTL, and close() revokes it', async () => {
-    const session = await client.session({ ttlSeconds: 1 });
+    const session = await fixture.client.session({ ttlSeconds: 1 });
     await new Promise((r) => setTimeout(r, 2_500));
     expect(session.state).toBe('alive');
-    expect((await client.lease.timeToLive(session.leaseId)).ttlSeconds).toBeGreaterThan(0);
+    expect((await fixture.client.lease.timeToLive(session.leaseId)).ttlSeconds).toBeGreaterThan(0);
     await session.close();
     expect(session.signal.aborted).toBe(true);
-    expect((await client.lease.timeToLive(session.leaseId)).ttlSeconds).toBe(-1);
+    expect((await fixture.client.lease.timeToLive(session.leaseId)).ttlSeconds).toBe(-1);
   });
 
   it('expires, and aborts its signal, when the lease is revoked behind its back', async () => {
-    const session = await client.session({ ttlSeconds: 1 });
+    const session = await fixture.client.session({ ttlSeconds: 1 });
     const expired = new Promise((resolve) => session.once('expired', resolve));
-    await client.lease.revoke(session.leaseId);
+    await fixture.client.lease.revoke(session.leaseId);
     await expired;
     expect(session.state).toBe('expired');
     expect(session.signal.aborted).toBe(true);
@@ -131,18 +121,18 @@ describe('session', () => {
 
 describe('session health', () => {
   it('reports jeopardy while keep-alives go unanswered, then recovered', async () => {
-    const session = await client.session({ ttlSeconds: 6 });
+    const session = await fixture.client.session({ ttlSeconds: 6 });
     const events: string[] = [];
     session.on('jeopardy', () => events.push('jeopardy'));
     session.on('recovered', () => events.push('recovered'));
     session.on('expired', () => events.push('expired'));
     // A stalled member (SIGSTOP) answers nothing: keep-alives become overdue, not yet the lease.
-    await member.kill('SIGSTOP');
+    await fixture.member.kill('SIGSTOP');
     try {
       await waitUntil('jeopardy', () => (events.includes('jeopardy') ? true : undefined), 10_000, 20);
       expect(session.state).toBe('jeopardy');
     } finally {
-      await member.kill('SIGCONT');
+      await fixture.member.kill('SIGCONT');
     }
     await waitUntil('recovered', () => (events.includes('recovered') ? true : undefined), 10_000, 20);
     expect(events).toEqual(['jeopardy', 'recovered']);
@@ -150,16 +140,16 @@ describe('session health', () => {
     await session.close();
   });
 
-  it('expires on the client once a whole TTL passes without a confirmed keep-alive', async () => {
-    const session = await client.session({ ttlSeconds: 2 });
+  it('expires on the fixture.client once a whole TTL passes without a confirmed keep-alive', async () => {
+    const session = await fixture.client.session({ ttlSeconds: 2 });
     const expired = new Promise((resolve) => session.once('expired', resolve));
-    await member.kill('SIGSTOP');
+    await fixture.member.kill('SIGSTOP');
     try {
       await expired;
       expect(session.state).toBe('expired');
       expect(session.signal.reason).toBeInstanceOf(SessionExpiredError);
     } finally {
-      await member.kill('SIGCONT');
+      await fixture.member.kill('SIGCONT');
     }
   });
 });

@@ -2,28 +2,18 @@
  * Elections on one real member: exactly one leader, observers agree on every change in the same
  * order (including "no leader"), proclaim, resign and session loss hand over.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Client, ElectionNotLeaderError, type LeaderChange, type Session } from '../../client/index.js';
-import { startMember, stopAllMembers, waitUntil, type Member } from '../helpers/gavel.js';
+import { waitUntil } from '../helpers/gavel.js';
+import { memberWithClient } from '../helpers/client.js';
 
-let member: Member;
-let client: Client;
-
-beforeAll(async () => {
-  member = await startMember();
-  client = new Client({ endpoints: [member.endpoint] });
-});
-
-afterAll(async () => {
-  client.close();
-  await stopAllMembers();
-});
+const fixture = memberWithClient();
 
 /** Collects what an observer sees until aborted. */
 function observe(name: string, signal: AbortSignal): { changes: string[]; done: Promise<void> } {
   const changes: string[] = [];
   const done = (async () => {
-    for await (const change of client.election(name).observe({ signal }) as AsyncIterable<LeaderChange>) {
+    for await (const change of fixture.client.election(name).observe({ signal }) as AsyncIterable<LeaderChange>) {
       changes.push(change.leader === undefined ? '-' : change.leader.value.toString());
     }
   })();
@@ -36,8 +26,8 @@ describe('election', () => {
     const observers = [observe('primary', stop.signal), observe('primary', stop.signal), observe('primary', stop.signal)];
     await waitUntil('observers started', () => (observers.every((o) => o.changes.length === 1) ? true : undefined), 5_000, 10);
 
-    const sessions: Session[] = await Promise.all([0, 1, 2].map(() => client.session({ ttlSeconds: 5 })));
-    const elections = sessions.map((session) => client.election('primary', { session }));
+    const sessions: Session[] = await Promise.all([0, 1, 2].map(() => fixture.client.session({ ttlSeconds: 5 })));
+    const elections = sessions.map((session) => fixture.client.election('primary', { session }));
     const leaders: string[] = [];
     const campaigns: Promise<void>[] = [];
     // Candidates join one after another, so the hand-over order is known.
@@ -47,7 +37,7 @@ describe('election', () => {
           leaders.push(`candidate-${i}`);
         }),
       );
-      await waitUntil(`candidate ${i} queued`, async () => ((await client.kv.get('primary/', { prefix: true, countOnly: true })).count === BigInt(i + 1) ? true : undefined), 5_000, 10);
+      await waitUntil(`candidate ${i} queued`, async () => ((await fixture.client.kv.get('primary/', { prefix: true, countOnly: true })).count === BigInt(i + 1) ? true : undefined), 5_000, 10);
     }
     await waitUntil('first leader', () => (leaders.length === 1 ? true : undefined), 5_000, 10);
     expect(leaders).toEqual(['candidate-0']);
@@ -62,7 +52,7 @@ describe('election', () => {
     await expect(first.proclaim('stale')).rejects.toBeInstanceOf(ElectionNotLeaderError);
 
     // Session loss: the leader's lease is revoked, and leadership passes to the last candidate.
-    await client.lease.revoke(sessions[1]!.leaseId);
+    await fixture.client.lease.revoke(sessions[1]!.leaseId);
     await Promise.all(campaigns);
     expect(leaders).toEqual(['candidate-0', 'candidate-1', 'candidate-2']);
     await expect(elections[1]!.proclaim('stale')).rejects.toBeInstanceOf(ElectionNotLeaderError);
@@ -77,10 +67,10 @@ describe('election', () => {
   });
 
   it('campaigning again on the same session re-attaches and proclaims the new value', async () => {
-    const session = await client.session();
-    const election = client.election('reattach', { session });
+    const session = await fixture.client.session();
+    const election = fixture.client.election('reattach', { session });
     const first = await election.campaign('a');
-    const second = await client.election('reattach', { session }).campaign('b');
+    const second = await fixture.client.election('reattach', { session }).campaign('b');
     expect(second.key.equals(first.key)).toBe(true);
     expect(second.revision).toBe(first.revision);
     expect((await election.leader())?.value.toString()).toBe('b');
@@ -91,11 +81,11 @@ describe('election', () => {
     const stop = new AbortController();
     const observer = observe('restarting', stop.signal);
     await waitUntil('observer started', () => (observer.changes.length === 1 ? true : undefined), 5_000, 10);
-    const session = await client.session({ ttlSeconds: 30 });
-    const election = client.election('restarting', { session });
+    const session = await fixture.client.session({ ttlSeconds: 30 });
+    const election = fixture.client.election('restarting', { session });
     await election.campaign('one');
     await waitUntil('observer saw one', () => (observer.changes.length === 2 ? true : undefined), 5_000, 10);
-    await member.restart();
+    await fixture.member.restart();
     await election.proclaim('two', { timeoutMs: 15_000 });
     await election.proclaim('three');
     await waitUntil('observer saw three', () => (observer.changes.length === 4 ? true : undefined), 15_000, 10);

@@ -2,10 +2,12 @@
  * Locks and elections on a 3-member cluster whose Raft leader is killed with SIGKILL mid-run:
  * mutual exclusion and fencing hold, the queue survives the failover, and observers agree.
  */
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, isClientError, op, type LeaderChange, type Session } from '../../client/index.js';
 import { startCluster, stopAllClusters, type Cluster } from '../helpers/cluster.js';
-import { waitUntil } from '../helpers/gavel.js';
+import { repoRoot, trackChildProcess, waitUntil } from '../helpers/gavel.js';
 
 let cluster: Cluster;
 
@@ -110,6 +112,40 @@ describe('3-member cluster, leader killed mid-run', () => {
     stop.abort();
     await Promise.all(observers.map((o) => o.done));
     for (const o of observers) expect(o.changes).toEqual(expected);
+    await Promise.all(sessions.map((s) => s.close().catch(() => undefined)));
+    for (const c of clients) c.close();
+  }, 120_000);
+
+  it('a holder process killed with SIGKILL: the lock passes on within the TTL, in FIFO order, with the leader also killed', async () => {
+    await cluster.waitForLeader();
+    const ttlSeconds = 3;
+    const endpoints = cluster.members.map((m) => m.endpoint).join(',');
+    const holder = spawn(process.execPath, [join(repoRoot(), 'dist', 'test', 'helpers', 'lock-holder.js'), endpoints, 'cluster-killed', String(ttlSeconds)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    trackChildProcess(holder);
+    let out = '';
+    holder.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    await waitUntil('holder has the lock', () => (out.includes('"locked":true') ? true : undefined), 20_000);
+    const clients = [0, 1].map(clientFor);
+    const sessions = await Promise.all(clients.map((c) => c.session({ ttlSeconds: 10 })));
+    const order: number[] = [];
+    const waiters: Promise<void>[] = [];
+    for (const [i, session] of sessions.entries()) {
+      const mutex = clients[i]!.mutex('cluster-killed', { session });
+      waiters.push(mutex.lock().then(async () => {
+        order.push(i);
+        await mutex.unlock({ timeoutMs: 30_000 });
+      }));
+      await waitUntil(`waiter ${i} queued`, async () => ((await clients[0]!.kv.get('cluster-killed/', { prefix: true, countOnly: true })).count === BigInt(i + 2) ? true : undefined), 10_000, 20);
+    }
+    const leader = await cluster.leader();
+    holder.kill('SIGKILL');
+    await cluster.kill(leader, 'SIGKILL');
+    const killedAt = performance.now();
+    await Promise.all(waiters);
+    // TTL, plus a new leader's election and its lease grace (max(election timeout, 1 s)).
+    expect(performance.now() - killedAt).toBeLessThan(ttlSeconds * 1000 + 3 * cluster.electionTimeoutMs + 3_000);
+    expect(order).toEqual([0, 1]);
+    await cluster.restart(leader);
     await Promise.all(sessions.map((s) => s.close().catch(() => undefined)));
     for (const c of clients) c.close();
   }, 120_000);

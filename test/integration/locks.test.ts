@@ -5,35 +5,25 @@
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Client, DeadlineExceededError, LockLostError, SessionExpiredError, compare, op, type Mutex, type Session } from '../../client/index.js';
-import { repoRoot, startMember, stopAllMembers, trackChildProcess, waitUntil, type Member } from '../helpers/gavel.js';
+import { repoRoot, trackChildProcess, waitUntil } from '../helpers/gavel.js';
+import { memberWithClient } from '../helpers/client.js';
 
-let member: Member;
-let client: Client;
-
-beforeAll(async () => {
-  member = await startMember();
-  client = new Client({ endpoints: [member.endpoint] });
-});
-
-afterAll(async () => {
-  client.close();
-  await stopAllMembers();
-});
+const fixture = memberWithClient();
 
 /** Number of keys queued under a lock name: how tests know a waiter has joined. */
 async function queued(name: string): Promise<number> {
-  return Number((await client.kv.get(`${name}/`, { prefix: true, countOnly: true })).count);
+  return Number((await fixture.client.kv.get(`${name}/`, { prefix: true, countOnly: true })).count);
 }
 
 describe('mutex', () => {
   it('16 contenders x 50 rounds: no lost update, fencing tokens rise in grant order', async () => {
     const contenders = 16;
     const rounds = 50;
-    const clients = [new Client({ endpoints: [member.endpoint] }), new Client({ endpoints: [member.endpoint] })];
+    const clients = [new Client({ endpoints: [fixture.member.endpoint] }), new Client({ endpoints: [fixture.member.endpoint] })];
     const sessions = await Promise.all(Array.from({ length: contenders }, (_, i) => clients[i % 2]!.session({ ttlSeconds: 10 })));
-    await client.kv.put('counter', '0');
+    await fixture.client.kv.put('counter', '0');
     const grants: { counter: number; token: bigint }[] = [];
     let inside = 0;
     await Promise.all(
@@ -52,7 +42,7 @@ describe('mutex', () => {
         }
       }),
     );
-    expect(Number((await client.kv.getOne('counter'))?.value.toString())).toBe(contenders * rounds);
+    expect(Number((await fixture.client.kv.getOne('counter'))?.value.toString())).toBe(contenders * rounds);
     grants.sort((a, b) => a.counter - b.counter);
     expect(grants.map((g) => g.counter)).toEqual(Array.from({ length: contenders * rounds }, (_, i) => i));
     for (let i = 1; i < grants.length; i++) expect(grants[i]!.token).toBeGreaterThan(grants[i - 1]!.token);
@@ -61,12 +51,12 @@ describe('mutex', () => {
   }, 120_000);
 
   it('grants waiters in the order they queued (FIFO)', async () => {
-    const sessions = await Promise.all(Array.from({ length: 5 }, () => client.session()));
-    const holder = await client.mutex('fifo', { session: sessions[0]! }).lock();
+    const sessions = await Promise.all(Array.from({ length: 5 }, () => fixture.client.session()));
+    const holder = await fixture.client.mutex('fifo', { session: sessions[0]! }).lock();
     const order: number[] = [];
     const waiters: Promise<void>[] = [];
     for (let i = 1; i < sessions.length; i++) {
-      const mutex = client.mutex('fifo', { session: sessions[i]! });
+      const mutex = fixture.client.mutex('fifo', { session: sessions[i]! });
       waiters.push(
         mutex.lock().then(async () => {
           order.push(i);
@@ -82,9 +72,9 @@ describe('mutex', () => {
   });
 
   it('two Mutex objects on one session exclude each other', async () => {
-    const session = await client.session();
-    const first = await client.mutex('same-session', { session }).lock();
-    const second = client.mutex('same-session', { session });
+    const session = await fixture.client.session();
+    const first = await fixture.client.mutex('same-session', { session }).lock();
+    const second = fixture.client.mutex('same-session', { session });
     expect(await second.tryLock()).toBe(false);
     await expect(second.lock({ timeoutMs: 300 })).rejects.toBeInstanceOf(DeadlineExceededError);
     expect(await queued('same-session')).toBe(1); // the timed-out waiter left the queue
@@ -95,11 +85,11 @@ describe('mutex', () => {
   });
 
   it('a waiter fails at once when its own session is lost, and leaves no key behind', async () => {
-    const [a, b] = await Promise.all([client.session(), client.session()]);
-    const holder = await client.mutex('lost-waiter', { session: a! }).lock();
-    const waiting = client.mutex('lost-waiter', { session: b! }).lock();
+    const [a, b] = await Promise.all([fixture.client.session(), fixture.client.session()]);
+    const holder = await fixture.client.mutex('lost-waiter', { session: a! }).lock();
+    const waiting = fixture.client.mutex('lost-waiter', { session: b! }).lock();
     await waitUntil('waiter queued', async () => ((await queued('lost-waiter')) === 2 ? true : undefined), 5_000, 10);
-    await client.lease.revoke(b!.leaseId);
+    await fixture.client.lease.revoke(b!.leaseId);
     // Whichever the waiter notices first: its key's deletion or its session's expiry.
     const error = await waiting.then(() => undefined, (e: unknown) => e);
     expect(error instanceof LockLostError || error instanceof SessionExpiredError).toBe(true);
@@ -109,17 +99,17 @@ describe('mutex', () => {
   });
 
   it("refuses a stale holder's fenced write after its lease expired and the lock moved on", async () => {
-    const [a, b] = await Promise.all([client.session({ ttlSeconds: 1 }), client.session()]);
-    const stale = await client.mutex('fenced', { session: a! }).lock();
+    const [a, b] = await Promise.all([fixture.client.session({ ttlSeconds: 1 }), fixture.client.session()]);
+    const stale = await fixture.client.mutex('fenced', { session: a! }).lock();
     const staleToken = stale.fencingToken;
-    const next = client.mutex('fenced', { session: b! }).lock();
+    const next = fixture.client.mutex('fenced', { session: b! }).lock();
     // The holder is cut off: its lease goes away (as when its process stalls past the TTL).
-    await client.lease.revoke(a!.leaseId);
+    await fixture.client.lease.revoke(a!.leaseId);
     const successor: Mutex = await next;
     expect(successor.fencingToken).toBeGreaterThan(staleToken);
-    await client.kv.put('fenced/resource', 'successor');
+    await fixture.client.kv.put('fenced/resource', 'successor');
     await expect(stale.fencedTxn({ compare: [], success: [op.put('fenced/resource', 'stale')] })).rejects.toBeInstanceOf(LockLostError);
-    expect((await client.kv.getOne('fenced/resource'))?.value.toString()).toBe('successor');
+    expect((await fixture.client.kv.getOne('fenced/resource'))?.value.toString()).toBe('successor');
     // The successor's own fenced txn runs, and reports its inner compare.
     const result = await successor.fencedTxn({ compare: [compare.value('fenced/resource', '==', 'successor')], success: [op.put('fenced/resource', 'done')] });
     expect(result.succeeded).toBe(true);
@@ -128,9 +118,9 @@ describe('mutex', () => {
   });
 
   it('works with await using: the lock is released when the scope ends', async () => {
-    const session: Session = await client.session();
+    const session: Session = await fixture.client.session();
     {
-      await using held = await client.mutex('scoped', { session }).lock();
+      await using held = await fixture.client.mutex('scoped', { session }).lock();
       expect(held.held).toBe(true);
       expect(await queued('scoped')).toBe(1);
     }
@@ -140,13 +130,13 @@ describe('mutex', () => {
 
   it('passes the lock on within the TTL after the holder process is killed with SIGKILL', async () => {
     const ttlSeconds = 2;
-    const holder = spawn(process.execPath, [join(repoRoot(), 'dist', 'test', 'helpers', 'lock-holder.js'), member.endpoint, 'killed', String(ttlSeconds)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const holder = spawn(process.execPath, [join(repoRoot(), 'dist', 'test', 'helpers', 'lock-holder.js'), fixture.member.endpoint, 'killed', String(ttlSeconds)], { stdio: ['ignore', 'pipe', 'inherit'] });
     trackChildProcess(holder);
     let out = '';
     holder.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
     await waitUntil('holder has the lock', () => (out.includes('"locked":true') ? true : undefined), 15_000);
-    const session = await client.session();
-    const mutex = client.mutex('killed', { session });
+    const session = await fixture.client.session();
+    const mutex = fixture.client.mutex('killed', { session });
     const waiting = mutex.lock();
     await waitUntil('waiter queued', async () => ((await queued('killed')) === 2 ? true : undefined), 5_000, 10);
     const killedAt = performance.now();

@@ -10,6 +10,10 @@ import { fromServiceError } from '../../server/transport/errors.js';
 import { peerTarget } from '../../server/transport/peer.js';
 import { MessageQueue } from '../../server/transport/queue.js';
 import { SnapshotAssembly, snapshotChunks } from '../../server/transport/snapshot.js';
+import { deliver } from '../../server/transport/receiver.js';
+import { encodeMessage } from '../../server/transport/codec.js';
+import type { TransportHandlers } from '../../server/transport/types.js';
+import { silentLogger } from '../../server/log.js';
 
 const heartbeat = (commit: number): Message => ({ type: 'heartbeat', from: 1n, to: 2n, term: 1, commit, context: new Uint8Array(0) });
 
@@ -132,5 +136,25 @@ describe('peerTarget', () => {
     expect(peerTarget('http://example.com')).toBe('example.com:80');
     expect(peerTarget('https://example.com:2380')).toBe('example.com:2380');
     expect(() => peerTarget('ftp://example.com:2380')).toThrow(/only http/);
+  });
+});
+
+describe('receiver delivery', () => {
+  const env = (delivered: Message[]) => ({ memberId: 3n, logger: silentLogger, handlers: { onMessage: (m: Message) => delivered.push(m), onSnapshot: () => undefined } as unknown as TransportHandlers });
+
+  it('delivers a ReadIndex forwarded by a follower, from the original requester (found by the fault test)', () => {
+    // Member 1 asked member 2, which had stopped being leader; 2 forwards to leader 3 with from = 1.
+    const delivered: Message[] = [];
+    const forwarded: Message = { type: 'readIndex', from: 1n, to: 3n, term: 0, context: new Uint8Array([7]) } as Message;
+    expect(deliver(env(delivered), 2n, [encodeMessage(forwarded)])).toBeUndefined();
+    expect(delivered.map((m) => [m.type, m.from])).toEqual([['readIndex', 1n]]);
+  });
+
+  it('drops other messages whose from is not the sending peer, or that are not for this member', () => {
+    const delivered: Message[] = [];
+    const spoofed = { type: 'heartbeat', from: 1n, to: 3n, term: 5, commit: 0, context: new Uint8Array() } as unknown as Message;
+    const elsewhere = { type: 'readIndex', from: 2n, to: 4n, term: 0, context: new Uint8Array([1]) } as Message;
+    deliver(env(delivered), 2n, [encodeMessage(spoofed), encodeMessage(elsewhere)]);
+    expect(delivered).toEqual([]);
   });
 });
