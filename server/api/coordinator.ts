@@ -8,6 +8,8 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import { GavelError } from '../errors.js';
+import { callerOf, type CallerSource } from './caller.js';
+import type { Access } from '../auth/store.js';
 import type { StateMachine } from '../apply/state-machine.js';
 import type { Logger } from '../log.js';
 import { acquireInput, modeToWire, releaseInput } from '../coordinator/apply.js';
@@ -61,10 +63,16 @@ function holderToWire(holder: HolderView): WireHolder {
 export function coordinatorService(ctx: ApiContext, stats: CoordinatorStats): grpc.UntypedServiceImplementation {
   const subscriptions = new LockSubscriptions(ctx.machine, ctx.logger);
   return {
-    Acquire: (call: grpc.ServerWritableStream<WireAcquireRequest, WireAcquireResponse>) => acquireStream(ctx, subscriptions, call),
+    Acquire: (call: grpc.ServerWritableStream<WireAcquireRequest, WireAcquireResponse>) => {
+      authorizeLock(ctx, call, call.request.name, 'write').then(
+        () => acquireStream(ctx, subscriptions, call),
+        (error: unknown) => failStream(call, error),
+      );
+    },
 
     TryAcquire: unary(async (r: WireAcquireRequest, call) => {
       const input = acquireInput(r, true);
+      await authorizeLock(ctx, call, r.name, 'write', callSignal(call));
       const result = expectResult(await ctx.node.propose({ coordinator: { acquire: { request: r, try_only: true } } }, callSignal(call)), 'coordinator');
       if (result.outcome.type === 'granted') return { header: header(ctx), granted: { token: String(result.outcome.token) } };
       const lock = ctx.machine.coordinator.describe(input.key);
@@ -73,12 +81,14 @@ export function coordinatorService(ctx: ApiContext, stats: CoordinatorStats): gr
 
     Release: unary(async (r: WireReleaseRequest, call) => {
       releaseInput(r, false);
+      await authorizeLock(ctx, call, r.name, 'write', callSignal(call));
       const result = expectResult(await ctx.node.propose({ coordinator: { release: { request: r, waiting_only: false } } }, callSignal(call)), 'coordinator');
       return { header: header(ctx), released: result.outcome.type === 'released' && result.outcome.released };
     }, ctx),
 
     Describe: unary(async (r: { name: Buffer }, call) => {
       const key = checkedKey(r.name);
+      await authorizeLock(ctx, call, r.name, 'read', callSignal(call));
       await ctx.node.readBarrier(callSignal(call));
       const lock = ctx.machine.coordinator.describe(key);
       return {
@@ -93,6 +103,7 @@ export function coordinatorService(ctx: ApiContext, stats: CoordinatorStats): gr
     CheckSequencer: unary(async (r: { name: Buffer; token: string }, call) => {
       const key = checkedKey(r.name);
       const token = toNumber(r.token);
+      await authorizeLock(ctx, call, r.name, 'read', callSignal(call));
       await ctx.node.readBarrier(callSignal(call));
       const valid = token > 0 && ctx.machine.coordinator.checkSequencer(key, token);
       if (!valid) {
@@ -102,6 +113,17 @@ export function coordinatorService(ctx: ApiContext, stats: CoordinatorStats): gr
       return { header: header(ctx), valid };
     }, ctx),
   };
+}
+
+/**
+ * With auth enabled, a coordinator lock is guarded like the key of the same name: waiting for,
+ * holding and releasing it need write permission on that key, Describe and CheckSequencer read.
+ * Checked on the member that receives the call, against its applied auth state.
+ */
+async function authorizeLock(ctx: ApiContext, call: CallerSource, name: Buffer | null | undefined, access: Access, signal?: AbortSignal): Promise<void> {
+  const user = await callerOf(ctx, call, signal);
+  if (user === undefined) return;
+  ctx.machine.auth.store.checkRange(user, access, name ?? Buffer.alloc(0));
 }
 
 function checkedKey(name: Buffer | null | undefined): string {

@@ -50,9 +50,13 @@ describe('client library with auth', () => {
       expect(session.state).not.toBe('expired');
       await session.close();
 
-      // A lock outside the role's range is refused.
+      // A lock outside the role's range is refused; the coordinator's locks are guarded like keys.
       const other = await app.session();
       await expect(app.mutex('elsewhere', { session: other }).lock({ timeoutMs: 5_000 })).rejects.toBeInstanceOf(PermissionDeniedError);
+      const queued = await app.coordinatorMutex('app/queue', { session: other }).lock({ timeoutMs: 5_000 });
+      expect(queued.fencingToken).toBeGreaterThan(0n);
+      await queued.unlock();
+      await expect(app.coordinatorMutex('elsewhere', { session: other }).lock({ timeoutMs: 5_000 })).rejects.toBeInstanceOf(PermissionDeniedError);
       await other.close();
     } finally {
       app.close();
