@@ -27,6 +27,7 @@ import { serveMetrics } from './metrics/http.js';
 import type { Server as HttpServer } from 'node:http';
 import type { ApiContext } from './api/context.js';
 import { kvService } from './api/kv.js';
+import { proposeDueDelayEnds } from './coordinator/delays.js';
 import { Client } from '../client/client.js';
 import type { ServiceName } from '../client/channel.js';
 import { InProcessChannel } from './api/in-process.js';
@@ -309,10 +310,7 @@ export class Member {
   /** Only the leader ends lock-delays, by proposing the end when its clock says the time is up. */
   private endLockDelays(): void {
     if (!this.node.isLeader()) return;
-    for (const due of this.machine.coordinator.dueDelays(LOCK_DELAY_ENDS_PER_CHECK)) {
-      const end_delay = { name: Buffer.from(due.key, 'latin1'), delay_id: String(due.delayId) };
-      this.node.propose({ coordinator: { end_delay } }).catch((error: unknown) => this.logger.debug('ending a lock-delay failed', { error }));
-    }
+    proposeDueDelayEnds(this.machine.coordinator, this.node, this.logger, LOCK_DELAY_ENDS_PER_CHECK);
   }
 
   close(): Promise<void> {

@@ -11,6 +11,7 @@
  * length. It reuses the member's pieces: the state machine, the coordinator core, the Lease and
  * Coordinator adapters, metrics and health.
  */
+import { proposeDueDelayEnds } from '../coordinator/delays.js';
 import * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
 import type { Server as HttpServer } from 'node:http';
@@ -140,10 +141,7 @@ export class CentralCoordinator {
   }
 
   private endLockDelays(): void {
-    for (const due of this.machine.coordinator.dueDelays(EXPIRIES_PER_CHECK)) {
-      const end_delay = { name: Buffer.from(due.key, 'latin1'), delay_id: String(due.delayId) };
-      this.node.propose({ coordinator: { end_delay } }).catch((error: unknown) => this.logger.debug('ending a lock-delay failed', { error }));
-    }
+    proposeDueDelayEnds(this.machine.coordinator, this.node, this.logger, EXPIRIES_PER_CHECK);
   }
 
   close(): Promise<void> {

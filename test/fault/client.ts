@@ -7,9 +7,10 @@
  * and `classifyClientError` are their counterparts.
  */
 import * as grpc from '@grpc/grpc-js';
-import { Client, GavelClientError, neverSent, type ClientErrorCode } from '../../client/index.js';
+import { Client, GavelClientError, neverSent, type ClientErrorCode, type Session } from '../../client/index.js';
+import type { Prng } from '../sim/prng.js';
 import { etcdPackage, isServiceError } from '../helpers/grpc.js';
-import type { Outcome } from './workload.js';
+import { sleep, type Outcome } from './workload.js';
 
 export type FaultService = 'KV' | 'Maintenance' | 'Lease' | 'Watch' | 'Cluster';
 
@@ -153,4 +154,17 @@ export function classifyClientError(error: unknown, options: { wait?: boolean } 
 export function clientErrorText(error: unknown): string {
   if (error instanceof GavelClientError) return `${error.code}: ${error.message}`.slice(0, 200);
   return errorText(error);
+}
+
+/**
+ * A session for a workload's client, or undefined after a short random pause when the cluster
+ * cannot grant one now (the caller tries again in its loop).
+ */
+export async function openSession(client: Client, settings: { sessionTtlSeconds: number; deadlineMs: number }, prng: Prng, signal: AbortSignal): Promise<Session | undefined> {
+  try {
+    return await client.session({ ttlSeconds: settings.sessionTtlSeconds, timeoutMs: settings.deadlineMs });
+  } catch {
+    await sleep(100 + prng.int(200), signal);
+    return undefined;
+  }
 }

@@ -19,7 +19,7 @@
  */
 import type { Client, Election, KeyValue, Session } from '../../client/index.js';
 import { Prng } from '../sim/prng.js';
-import { classifyClientError, clientErrorText, libraryClient, type FaultClient } from './client.js';
+import { classifyClientError, clientErrorText, libraryClient, openSession, type FaultClient } from './client.js';
 import { checkElection, type LeaderClaim, type Leadership, type Observer } from './election-checker.js';
 import { sleep, type RecordedOp, type RunClock, type Verdict, type Workload, type WorkloadHistory } from './workload.js';
 
@@ -207,13 +207,8 @@ export class ElectionWorkload implements Workload<ElectionHistory> {
     }
   }
 
-  private async openSession(client: Client, prng: Prng, signal: AbortSignal): Promise<Session | undefined> {
-    try {
-      return await client.session({ ttlSeconds: this.settings.sessionTtlSeconds, timeoutMs: this.settings.deadlineMs });
-    } catch {
-      await sleep(100 + prng.int(200), signal);
-      return undefined;
-    }
+  private openSession(client: Client, prng: Prng, signal: AbortSignal): Promise<Session | undefined> {
+    return openSession(client, this.settings, prng, signal);
   }
 
   /** Revokes the candidate's lease (its queue key goes with it); bounded, best effort: else it expires. */

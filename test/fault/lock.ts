@@ -17,7 +17,7 @@
 import type { Client, Mutex, Session } from '../../client/index.js';
 import { op } from '../../client/index.js';
 import { Prng } from '../sim/prng.js';
-import { classifyClientError, clientErrorText, libraryClient, type FaultClient } from './client.js';
+import { classifyClientError, clientErrorText, libraryClient, openSession, type FaultClient } from './client.js';
 import { checkFencing, type AppendAttempt, type FencedAppend, type LockGrant } from './fencing-checker.js';
 import { sleep, type RecordedOp, type RunClock, type Verdict, type Workload, type WorkloadHistory } from './workload.js';
 
@@ -153,13 +153,8 @@ export class LockWorkload implements Workload<LockHistory> {
     return this.unlock(mutex, name, token, ops);
   }
 
-  private async openSession(client: Client, prng: Prng, signal: AbortSignal): Promise<Session | undefined> {
-    try {
-      return await client.session({ ttlSeconds: this.settings.sessionTtlSeconds, timeoutMs: this.settings.deadlineMs });
-    } catch {
-      await sleep(100 + prng.int(200), signal);
-      return undefined;
-    }
+  private openSession(client: Client, prng: Prng, signal: AbortSignal): Promise<Session | undefined> {
+    return openSession(client, this.settings, prng, signal);
   }
 
   /** Revokes the lease (its queue key goes with it); bounded, best effort: else it expires. */

@@ -30,3 +30,10 @@ export function memberWithClient(options: StartOptions = {}): MemberWithClient {
     },
   };
 }
+
+/** A client of a cluster whose endpoint list starts at member `i % n`, so clients spread over members (and fail over to the rest). */
+export function clusterClient(members: readonly { endpoint: string }[], i: number): Client {
+  const endpoints = members.map((m) => m.endpoint);
+  const start = i % endpoints.length;
+  return new Client({ endpoints: [...endpoints.slice(start), ...endpoints.slice(0, start)] });
+}

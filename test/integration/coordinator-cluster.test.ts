@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, type CoordinatorMutex, type Session } from '../../client/index.js';
 import { startCluster, stopAllClusters, type Cluster } from '../helpers/cluster.js';
+import { clusterClient } from '../helpers/client.js';
 import { waitUntil } from '../helpers/gavel.js';
 
 let cluster: Cluster;
@@ -19,10 +20,9 @@ afterAll(async () => {
   await stopAllClusters();
 });
 
+/** Each client starts at a different member and fails over to the others. */
 function clientFor(i: number): Client {
-  // Each client starts at a different member and fails over to the others.
-  const endpoints = cluster.members.map((m) => m.endpoint);
-  return new Client({ endpoints: [...endpoints.slice(i % endpoints.length), ...endpoints.slice(0, i % endpoints.length)] });
+  return clusterClient(cluster.members, i);
 }
 
 describe('3-member cluster, leader killed', () => {
