@@ -4,11 +4,13 @@
  * the waiters keep their order (their streams re-attach through the survivors), and exclusion
  * and rising tokens hold for contenders spread over all members.
  */
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, type CoordinatorMutex, type Session } from '../../client/index.js';
 import { startCluster, stopAllClusters, type Cluster } from '../helpers/cluster.js';
 import { clusterClient } from '../helpers/client.js';
-import { waitUntil } from '../helpers/gavel.js';
+import { repoRoot, trackChildProcess, waitUntil } from '../helpers/gavel.js';
 
 let cluster: Cluster;
 
@@ -99,4 +101,84 @@ describe('3-member cluster, leader killed', () => {
     await Promise.all(sessions.map((s) => s.close().catch(() => undefined)));
     for (const c of clients) c.close();
   }, 120_000);
+
+  it('a lock-delay under way when the leader dies is served in full by the new leader, never cut short', async () => {
+    await cluster.waitForLeader();
+    const ttlSeconds = 2;
+    const lockDelayMs = 3_000;
+    const endpoints = cluster.members.map((m) => m.endpoint).join(',');
+    const holder = spawn(process.execPath, [join(repoRoot(), 'dist', 'test', 'helpers', 'coordinator-holder.js'), endpoints, 'c-delay-failover', String(ttlSeconds), String(lockDelayMs)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    trackChildProcess(holder);
+    let out = '';
+    holder.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    await waitUntil('holder has the lock', () => (out.includes('"locked":true') ? true : undefined), 20_000);
+    const client = clientFor(1);
+    const session = await client.session({ ttlSeconds: 10 });
+    const mutex = client.coordinatorMutex('c-delay-failover', { session });
+    let delayedAt: number | undefined;
+    const waiting = mutex.lock({ onWait: (u) => (delayedAt ??= u.delayed ? performance.now() : undefined) });
+    await waitUntil('waiter queued', async () => ((await client.coordinator.describe('c-delay-failover')).waiters.length === 1 ? true : undefined), 10_000, 20);
+    holder.kill('SIGKILL');
+    // The holder's lease expires and the lock enters its delay; then the leader dies mid-delay.
+    await waitUntil('lock delayed', () => delayedAt, 20_000, 10);
+    const leader = await cluster.leader();
+    await cluster.kill(leader, 'SIGKILL');
+    await waiting;
+    const grantedAt = performance.now();
+    // A new leader runs the pending delay again in full: a failover can lengthen it, never shorten it.
+    expect(grantedAt - delayedAt!).toBeGreaterThanOrEqual(lockDelayMs - 100);
+    expect(mutex.fencingToken).toBeGreaterThan(BigInt(JSON.parse(out.trim().split('\n')[0]!).token as string));
+    await mutex.unlock({ timeoutMs: 30_000 });
+    await cluster.restart(leader);
+    await session.close().catch(() => undefined);
+    client.close();
+  }, 120_000);
+});
+
+describe('a member that joins after the log was compacted', () => {
+  it('receives the coordinator queue in its snapshot: same holder, token and waiters in order', async () => {
+    const small = await startCluster({ members: 3, snapshotCount: 100 });
+    const clients = [0, 1, 2].map((i) => clusterClient(small.members, i));
+    try {
+      const sessions = await Promise.all(clients.map((c) => c.session({ ttlSeconds: 30 })));
+      const held = await clients[0]!.coordinatorMutex('c-snap', { session: sessions[0]! }).lock();
+      const waiting = [1, 2].map((i) => clients[i]!.coordinatorMutex('c-snap', { session: sessions[i]! }));
+      const grants: Promise<unknown>[] = [];
+      for (const [n, mutex] of waiting.entries()) {
+        grants.push(mutex.lock());
+        await waitUntil(`waiter ${n} queued`, async () => ((await clients[0]!.coordinator.describe('c-snap')).waiters.length === n + 1 ? true : undefined), 10_000, 20);
+      }
+      // More entries than the log keeps behind a snapshot, so the new member can only get a snapshot.
+      let written = 0;
+      await Promise.all(
+        Array.from({ length: 32 }, async (_, w) => {
+          while (written < 5_300) {
+            written++;
+            await clients[w % 3]!.kv.put(`snap-fill/${w}`, String(written));
+          }
+        }),
+      );
+      const n4 = await small.addMember('n4');
+      expect(n4.logs()).toContain('installing snapshot from the leader');
+      const viaN4 = new Client({ endpoints: [n4.endpoint] });
+      try {
+        const before = await clients[0]!.coordinator.describe('c-snap');
+        const seen = await viaN4.coordinator.describe('c-snap');
+        expect(seen.holders.map((h) => h.token)).toEqual([held.fencingToken]);
+        expect(seen.waiters.map((w) => [w.lease, w.position])).toEqual(before.waiters.map((w) => [w.lease, w.position]));
+        await held.unlock();
+        await grants[0];
+        await waitUntil('n4 applied the hand-over', async () => ((await viaN4.coordinator.describe('c-snap')).holders[0]?.token === waiting[0]!.fencingToken ? true : undefined), 10_000, 20);
+        await waiting[0]!.unlock();
+        await grants[1];
+        await waiting[1]!.unlock();
+      } finally {
+        viaN4.close();
+      }
+      await Promise.all(sessions.map((s) => s.close().catch(() => undefined)));
+    } finally {
+      for (const c of clients) c.close();
+      await small.stop();
+    }
+  }, 150_000);
 });
