@@ -484,10 +484,13 @@ export class RaftNode implements Consensus {
       this.options.metrics?.slowApply.inc();
       this.options.logger.warn('slow apply', { tookMs: Math.round(applyMs), entries: entries.length });
     }
+    // Answer the proposers now: their entries are committed (durable in a quorum's logs) and
+    // applied in memory, which readers and watchers already see. The state write below only
+    // saves replaying them after a restart; if it fails the member stops and replays the log.
+    for (const { id, data, result } of results) this.resolveWaiter(id, data, result);
     const writeStarted = performance.now();
     await this.options.storage.write(ops, false);
     this.options.metrics?.backendCommit.observe((performance.now() - writeStarted) / 1000);
-    for (const { id, data, result } of results) this.resolveWaiter(id, data, result);
     for (const change of confApplied) this.afterConfChange(change);
   }
 
