@@ -26,6 +26,7 @@ import {
   targetFromEnv,
   trackChildProcess,
   trackTempDir,
+  waitForLine,
   waitUntil,
   type EtcdctlOptions,
   type EtcdctlResult,
@@ -336,34 +337,16 @@ class MemberProcess implements ClusterMember {
   }
 
   private waitReady(child: ChildProcess): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      let pending = '';
-      let settled = false;
-      const finish = (error?: Error): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        if (error) reject(error);
-        else resolve();
-      };
-      const onChunk = (chunk: Buffer): void => {
-        const text = chunk.toString('utf8');
-        this.append(text);
-        if (settled) return;
-        pending += text;
-        const lines = pending.split('\n');
-        pending = lines.pop() ?? '';
-        if (lines.some((line) => this.isReadyLine(line))) finish();
-      };
-      child.stdout?.on('data', onChunk);
-      child.stderr?.on('data', onChunk);
-      const timer = setTimeout(() => {
+    return waitForLine(child, {
+      record: (text) => this.append(text),
+      matches: (line) => this.isReadyLine(line),
+      timeoutMs: this.spec.readyTimeoutMs,
+      exited: this.exitPromise,
+      onTimeout: () => {
         child.kill('SIGKILL');
-        finish(new Error(`${this.target} ${this.name} (${this.endpoint}) not serving clients within ${this.spec.readyTimeoutMs} ms; output tail:\n${this.tail()}`));
-      }, this.spec.readyTimeoutMs);
-      void this.exitPromise.then((info) => {
-        finish(new Error(`${this.target} ${this.name} exited before serving clients (code=${info.code} signal=${info.signal}); output tail:\n${this.tail()}`));
-      });
+        return new Error(`${this.target} ${this.name} (${this.endpoint}) not serving clients within ${this.spec.readyTimeoutMs} ms; output tail:\n${this.tail()}`);
+      },
+      onExit: (info) => new Error(`${this.target} ${this.name} exited before serving clients (code=${info.code} signal=${info.signal}); output tail:\n${this.tail()}`),
     });
   }
 

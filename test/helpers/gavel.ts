@@ -334,41 +334,20 @@ class MemberImpl implements Member {
   }
 
   private waitReady(child: ChildProcess): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      let pending = '';
-      let settled = false;
-      const finish = (error?: Error): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        if (error) reject(error);
-        else resolve();
-      };
-      const onChunk = (chunk: Buffer): void => {
-        const text = chunk.toString('utf8');
-        this.append(text);
-        if (settled) return;
-        pending += text;
-        const lines = pending.split('\n');
-        pending = lines.pop() ?? '';
-        for (const line of lines) {
-          const port = this.readyPort(line);
-          if (port !== undefined) {
-            this.clientPort = port;
-            finish();
-            return;
-          }
-        }
-      };
-      child.stdout?.on('data', onChunk);
-      child.stderr?.on('data', onChunk);
-      const timer = setTimeout(() => {
+    return waitForLine(child, {
+      record: (text) => this.append(text),
+      matches: (line) => {
+        const port = this.readyPort(line);
+        if (port !== undefined) this.clientPort = port;
+        return port !== undefined;
+      },
+      timeoutMs: this.limits.readyTimeoutMs,
+      exited: this.exitPromise,
+      onTimeout: () => {
         this.kill('SIGKILL').catch(() => undefined);
-        finish(new Error(`${this.target} ${this.name} not ready within ${this.limits.readyTimeoutMs} ms; output tail:\n${this.tail()}`));
-      }, this.limits.readyTimeoutMs);
-      void this.exitPromise.then((info) => {
-        finish(new Error(`${this.target} ${this.name} exited before ready (code=${info.code} signal=${info.signal}); output tail:\n${this.tail()}`));
-      });
+        return new Error(`${this.target} ${this.name} not ready within ${this.limits.readyTimeoutMs} ms; output tail:\n${this.tail()}`);
+      },
+      onExit: (info) => new Error(`${this.target} ${this.name} exited before ready (code=${info.code} signal=${info.signal}); output tail:\n${this.tail()}`),
     });
   }
 
@@ -457,6 +436,47 @@ function warnIfStale(main: string): void {
   if (existsSync(source) && statSync(source).mtimeMs > builtAt) {
     process.stderr.write(`warning: ${main} is older than server/main.ts; run 'npx tsc -p tsconfig.json'\n`);
   }
+}
+
+/** What waitForLine needs: where output goes, the line it waits for, and its bounds. */
+export interface LineWait {
+  /** Every chunk of output, as it arrives (logs keep it). */
+  record(text: string): void;
+  matches(line: string): boolean;
+  timeoutMs: number;
+  /** Resolves when the process exits: waiting fails then. */
+  exited: Promise<ExitInfo>;
+  /** Called at the timeout; returns the error to reject with. */
+  onTimeout(): Error;
+  onExit(info: ExitInfo): Error;
+}
+
+/** Resolves once a whole line of the child's stdout or stderr matches; bounded by a timeout and the child's exit. */
+export function waitForLine(child: ChildProcess, wait: LineWait): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let pending = '';
+    let settled = false;
+    const finish = (error?: Error): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (error) reject(error);
+      else resolve();
+    };
+    const onChunk = (chunk: Buffer): void => {
+      const text = chunk.toString('utf8');
+      wait.record(text);
+      if (settled) return;
+      pending += text;
+      const lines = pending.split('\n');
+      pending = lines.pop() ?? '';
+      if (lines.some((line) => wait.matches(line))) finish();
+    };
+    child.stdout?.on('data', onChunk);
+    child.stderr?.on('data', onChunk);
+    const timer = setTimeout(() => finish(wait.onTimeout()), wait.timeoutMs);
+    void wait.exited.then((info) => finish(wait.onExit(info)));
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
