@@ -12,7 +12,9 @@ import { Storage } from './storage/layout.js';
 import { minLeaseTtlSeconds } from './lease/lessor.js';
 import { StateMachine } from './apply/state-machine.js';
 import { loadMachineState } from './apply/load.js';
-import { buildSnapshot } from './apply/snapshot.js';
+import { pruneSnapshotFiles, resumeSnapshotInstall, snapshotDirectory } from './apply/snapshot.js';
+import { MemberSnapshots } from './node/snapshots.js';
+import { Compactor } from './mvcc/compactor.js';
 import { WatchHub } from './watch/hub.js';
 import { RaftNode } from './node/raft-node.js';
 import { ShellStorage } from './node/shell-storage.js';
@@ -80,6 +82,9 @@ export class Member {
     readonly clientUrls: readonly string[],
     private readonly httpServers: readonly HttpServer[],
     private readonly metrics: MemberMetrics,
+    /** Deletes compacted versions from level in the background. */
+    readonly compactor: Compactor,
+    private readonly snapshots: MemberSnapshots,
   ) {}
 
   static async start(config: Config, logger: Logger, events: MemberEvents = {}, clock: Clock = systemClock): Promise<Member> {
@@ -96,14 +101,25 @@ export class Member {
 
   private static async startOn(storage: Storage, config: Config, logger: Logger, events: MemberEvents, clock: Clock, tls: MemberTls): Promise<Member> {
     const loadOptions = { minLeaseTtlSeconds: minLeaseTtlSeconds(config.electionTimeoutMs, config.heartbeatIntervalMs), clock, authTokenTtlSeconds: config.authTokenTtlSeconds };
+    // A crash in the middle of a snapshot install is finished before anything is loaded.
+    const snapshotDir = snapshotDirectory(config.dataDir);
+    const resumed = await resumeSnapshotInstall(storage);
+    if (resumed !== undefined) logger.warn('finished a snapshot install interrupted by a crash', { file: resumed });
+    await pruneSnapshotFiles(snapshotDir);
     const machine = new StateMachine(await loadMachineState(storage, loadOptions));
     let node: RaftNode | undefined;
     let memberRef: Member | undefined;
-    const raftStorage = new ShellStorage({
-      appliedIndex: () => machine.appliedIndex,
-      confState: () => confStateOf(machine.membership),
-      build: () => buildSnapshot(machine),
+    const raftStorage = new ShellStorage();
+    const snapshots = new MemberSnapshots({ storage, directory: snapshotDir, logger, estimateBytes: () => machine.store.sizeBytes });
+    // Compactions drop versions from the index at once; their records leave level in the background.
+    const compactor = new Compactor({
+      kv: storage.space('kv'),
+      write: (ops) => storage.write(ops, false),
+      store: () => machine.store,
+      logger: logger.child({ component: 'compactor' }),
     });
+    machine.onCompaction((revision) => compactor.schedule(revision));
+    compactor.resume();
     const { identity, peers } = await resolveIdentity(storage, config, machine, raftStorage, logger, tls.peer);
     const watchHub = new WatchHub(
       {
@@ -150,6 +166,7 @@ export class Member {
         peerUnreachable: (peer) => logger.warn('peer unreachable', { peer: hex(peer) }),
       },
       onSnapshotStatus: (peer, status) => node?.reportSnapshot(peer, status),
+      snapshotStreams: snapshots,
     });
     node = new RaftNode({
       memberId: identity.memberId,
@@ -166,7 +183,13 @@ export class Member {
       raftStorage,
       network: transport,
       reload: () => loadMachineState(storage, loadOptions),
-      onRestored: () => watchHub.restored(),
+      snapshots,
+      snapshotDirectory: snapshotDir,
+      beforeRestore: () => compactor.stop(),
+      onRestored: () => {
+        compactor.resume();
+        watchHub.restored();
+      },
       // Publish name and client URLs as soon as there is a leader to take the proposal.
       onLeaderChange: (leader, isLeader) => {
         if (leader !== 0n) memberRef?.publishAttributes();
@@ -206,7 +229,7 @@ export class Member {
       ready: () => node !== undefined && node.status().leader !== 0n && machine.appliedIndex >= startCommit,
     }, tls.client);
     for (const address of http.addresses) logger.info('serving metrics and health', { address });
-    const member = new Member(config, logger, storage, machine, node, transport, watchHub, grpcServer, addresses, clientUrls, http.servers, metrics);
+    const member = new Member(config, logger, storage, machine, node, transport, watchHub, grpcServer, addresses, clientUrls, http.servers, metrics, compactor, snapshots);
     memberRef = member;
     member.coordinatorStats = coordinatorStats;
     node.start();
@@ -335,6 +358,8 @@ export class Member {
     this.watchHub.close();
     for (const server of this.httpServers) server.close();
     await this.transport.stop();
+    await this.compactor.stop();
+    this.snapshots.close();
     await this.storage.close();
     this.logger.info('member stopped');
   }

@@ -14,10 +14,12 @@ export interface LoadOptions {
   readonly clock: Clock;
   /** --auth-token-ttl: a simple token's life after its last use, in seconds (default 300). */
   readonly authTokenTtlSeconds?: number;
+  /** Bytes of decoded key-value versions cached in memory (MvccStore). */
+  readonly versionCacheBytes?: number;
 }
 
 export async function loadMachineState(storage: Storage, options: LoadOptions): Promise<MachineState> {
-  const store = await loadStore(storage.space('kv'), storage.space('kvmeta'));
+  const store = await loadStore(storage.space('kv'), storage.space('kvmeta'), options.versionCacheBytes === undefined ? {} : { cacheBytes: options.versionCacheBytes });
   const leases = await loadLeases(storage);
   const lessor = Lessor.restore(
     leases.map((l) => ({ id: l.id, ttlSeconds: l.ttlSeconds, remainingTtlSeconds: l.remainingTtlSeconds })),

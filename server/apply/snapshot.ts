@@ -1,79 +1,156 @@
 /**
- * State-machine snapshots for members too far behind to catch up from the log. A snapshot is the
- * list of level records of the state spaces (kv, kvmeta, lease, coord, auth, and the members registry) as of
- * the applied index, built from memory so it is consistent. Installing one clears those spaces,
- * writes the records and reloads the state with the same loaders a restart uses: one path.
+ * State-machine snapshots, for members too far behind to catch up from the log (and backups).
+ *
+ * A snapshot is the records of the state spaces (kv, kvmeta, lease, coord, auth) plus the
+ * membership registry and the applied index from 'meta', read through ONE explicit level
+ * snapshot taken while level held exactly the applied state, so it is consistent whatever is
+ * written meanwhile. It is produced as a stream of chunks (snapshot-format.ts) and never held
+ * whole in memory: the sender reads level as it sends, the receiver writes a file.
+ *
+ * Installing one is crash-safe: the caller first records (with the Raft snapshot metadata, in one
+ * synced batch) which file it is installing; the state spaces are then cleared and rewritten
+ * from the file in bounded batches, and the marker is removed last. A restart that finds the
+ * marker installs the same file again before loading anything (resumeSnapshotInstall).
  */
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readdir, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { AbstractSnapshot } from 'abstract-level';
 import { assert } from '../errors.js';
-import { changesToBatch } from '../mvcc/backend.js';
-import type { StoreChange } from '../mvcc/store-change.js';
-import { leaseOps, metaOps, SPACES, type BatchOp, type Space, type Storage } from '../storage/layout.js';
-import type { StateMachine } from './state-machine.js';
-import { authRecords } from '../auth/records.js';
+import { decodeNumber, metaKey, SCAN_OPTIONS, type BatchOp, type Space, type Storage } from '../storage/layout.js';
+import { Membership } from '../cluster/membership.js';
+import { SnapshotDecoder, SnapshotEncoder } from './snapshot-format.js';
 
-const MAGIC = 0x47565331; // "GVS1"
-/** The spaces a snapshot replaces; 'log' and 'raft' belong to Raft, 'meta' holds identity too. */
-const STATE_SPACES: readonly Space[] = ['kv', 'kvmeta', 'lease', 'coord', 'auth'];
+/** The spaces a snapshot replaces whole; 'log' and 'raft' belong to Raft, 'meta' holds identity too. */
+export const STATE_SPACES: readonly Space[] = ['kv', 'kvmeta', 'lease', 'coord', 'auth'];
+/** The keys of 'meta' that are state (the rest is this member's identity and Raft's). */
+const STATE_META_KEYS: readonly Uint8Array[] = [Membership.keys().members, Membership.keys().removed, metaKey('applied-index')];
+const INSTALL_MARKER_KEY = metaKey('snapshot-install');
 
-export function buildSnapshot(machine: StateMachine): Uint8Array {
-  const ops: BatchOp[] = [];
-  const changes: StoreChange[] = machine.store.persistedVersions().map((v) => ({ type: 'put', revision: v.revision, kv: v.kv, tombstone: v.tombstone }));
-  changes.push({ type: 'meta', ...machine.store.meta });
-  ops.push(...changesToBatch(changes));
-  for (const lease of machine.lessor.snapshot()) ops.push(...leaseOps.put(lease.id, lease.ttlSeconds, lease.remainingTtlSeconds));
-  ops.push(...machine.membership.ops());
-  ops.push(...machine.coordinator.records());
-  ops.push(...authRecords(machine.auth.store));
-  return encodeOps(ops);
+/** Records read from level per iterator step while streaming. */
+const READ_BATCH = 1000;
+/** A level batch while installing: bounded in operations and bytes. */
+const INSTALL_BATCH_OPS = 10_000;
+const INSTALL_BATCH_BYTES = 8 * 1024 * 1024;
+/** Chunks handed to the transport. */
+export const SNAPSHOT_CHUNK_BYTES = 1024 * 1024;
+
+/**
+ * The state as of `snapshot`, as a stream of chunks of about chunkBytes. The caller owns the
+ * level snapshot (and closes it after the stream ends).
+ */
+export async function* streamSnapshot(storage: Storage, snapshot: AbstractSnapshot, chunkBytes = SNAPSHOT_CHUNK_BYTES): AsyncGenerator<Uint8Array> {
+  const encoder = new SnapshotEncoder();
+  for (const space of STATE_SPACES) {
+    const iterator = storage.space(space).iterator({ snapshot, ...SCAN_OPTIONS });
+    try {
+      for (;;) {
+        const entries = await iterator.nextv(READ_BATCH);
+        if (entries.length === 0) break;
+        for (const [key, value] of entries) encoder.record(space, key, value);
+        if (encoder.buffered >= chunkBytes) yield encoder.take();
+      }
+    } finally {
+      await iterator.close();
+    }
+  }
+  for (const key of STATE_META_KEYS) {
+    const value = await storage.space('meta').get(key, { snapshot });
+    if (value !== undefined) encoder.record('meta', key, value);
+  }
+  yield encoder.finish();
 }
 
-/** Replaces the state spaces with the snapshot's records and records `index` as applied. Synced. */
-export async function installSnapshot(storage: Storage, data: Uint8Array, index: number): Promise<void> {
-  const ops = decodeOps(data);
+/**
+ * Writes the state as level holds it now to a file (synced, then renamed into place): a backup,
+ * or a copy for tests. The caller makes sure no state write is in flight.
+ */
+export async function saveSnapshot(storage: Storage, path: string): Promise<void> {
+  const snapshot = storage.db.snapshot();
+  const temporary = `${path}.part`;
+  const handle = await open(temporary, 'w');
+  try {
+    for await (const chunk of streamSnapshot(storage, snapshot)) {
+      for (let offset = 0; offset < chunk.length; ) offset += (await handle.write(chunk, offset, chunk.length - offset)).bytesWritten;
+    }
+    await handle.sync();
+  } finally {
+    await handle.close();
+    await snapshot.close();
+  }
+  await rename(temporary, path);
+}
+
+/** The applied index a snapshot file records (read while verifying it end to end). */
+export async function verifySnapshotFile(path: string): Promise<{ appliedIndex: number; records: bigint }> {
+  let appliedIndex: number | undefined;
+  const decoder = new SnapshotDecoder();
+  for await (const chunk of createReadStream(path, { highWaterMark: SNAPSHOT_CHUNK_BYTES })) {
+    for (const record of decoder.push(chunk as Buffer)) {
+      if (record.space === 'meta' && isAppliedIndexKey(record.key)) appliedIndex = decodeNumber(record.value);
+    }
+  }
+  decoder.end();
+  assert(appliedIndex !== undefined, `snapshot ${path} records no applied index`);
+  return { appliedIndex, records: decoder.recordCount };
+}
+
+/** The synced marker a caller writes (with the Raft metadata) before installSnapshotFile. */
+export function installMarkerOp(path: string): BatchOp {
+  return { type: 'put', space: 'meta', key: INSTALL_MARKER_KEY, value: new TextEncoder().encode(path) };
+}
+
+/**
+ * Replaces the state with the verified snapshot file's, in bounded batches, then removes the
+ * install marker (synced). The file must already have been verified (verifySnapshotFile): its
+ * digest is checked again here, but only after records were written, which the marker makes safe.
+ */
+export async function installSnapshotFile(storage: Storage, path: string): Promise<void> {
   for (const space of STATE_SPACES) await storage.space(space).clear();
-  await storage.write([...ops, metaOps.appliedIndex(index)], true);
+  await storage.write(STATE_META_KEYS.map((key) => ({ type: 'del', space: 'meta', key })), false);
+  const decoder = new SnapshotDecoder();
+  let ops: BatchOp[] = [];
+  let bytes = 0;
+  for await (const chunk of createReadStream(path, { highWaterMark: SNAPSHOT_CHUNK_BYTES })) {
+    for (const record of decoder.push(chunk as Buffer)) {
+      ops.push({ type: 'put', space: record.space, key: record.key, value: record.value });
+      bytes += record.key.byteLength + record.value.byteLength;
+      if (ops.length >= INSTALL_BATCH_OPS || bytes >= INSTALL_BATCH_BYTES) {
+        await storage.write(ops, false);
+        ops = [];
+        bytes = 0;
+      }
+    }
+  }
+  decoder.end();
+  ops.push({ type: 'del', space: 'meta', key: INSTALL_MARKER_KEY });
+  // Synced: every earlier batch of the install is durable once this one is (level's log is ordered).
+  await storage.write(ops, true);
 }
 
-function encodeOps(ops: readonly BatchOp[]): Uint8Array {
-  let size = 8;
-  for (const op of ops) if (op.type === 'put') size += 9 + op.key.byteLength + op.value.byteLength;
-  const bytes = new Uint8Array(size);
-  const view = new DataView(bytes.buffer);
-  view.setUint32(0, MAGIC);
-  let offset = 8;
-  let count = 0;
-  for (const op of ops) {
-    if (op.type !== 'put') continue;
-    view.setUint8(offset, SPACES.indexOf(op.space));
-    view.setUint32(offset + 1, op.key.byteLength);
-    bytes.set(op.key, offset + 5);
-    offset += 5 + op.key.byteLength;
-    view.setUint32(offset, op.value.byteLength);
-    bytes.set(op.value, offset + 4);
-    offset += 4 + op.value.byteLength;
-    count++;
-  }
-  view.setUint32(4, count);
-  return bytes;
+/** A restart after a crash in the middle of an install: finish it from the same file. */
+export async function resumeSnapshotInstall(storage: Storage): Promise<string | undefined> {
+  const marker = await storage.get('meta', INSTALL_MARKER_KEY);
+  if (marker === undefined) return undefined;
+  const path = new TextDecoder().decode(marker);
+  await installSnapshotFile(storage, path);
+  return path;
 }
 
-function decodeOps(bytes: Uint8Array): BatchOp[] {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  assert(bytes.byteLength >= 8 && view.getUint32(0) === MAGIC, 'not a gavel snapshot');
-  const count = view.getUint32(4);
-  const ops: BatchOp[] = [];
-  let offset = 8;
-  for (let i = 0; i < count; i++) {
-    const space = SPACES[view.getUint8(offset)];
-    assert(space !== undefined, 'snapshot record names an unknown space');
-    const keyLength = view.getUint32(offset + 1);
-    const key = bytes.slice(offset + 5, offset + 5 + keyLength);
-    offset += 5 + keyLength;
-    const valueLength = view.getUint32(offset);
-    const value = bytes.slice(offset + 4, offset + 4 + valueLength);
-    offset += 4 + valueLength;
-    assert(offset <= bytes.byteLength, 'snapshot is truncated');
-    ops.push({ type: 'put', space, key, value });
+/** Where received snapshot files live: <data-dir>/snap. */
+export function snapshotDirectory(dataDir: string): string {
+  return join(dataDir, 'snap');
+}
+
+/** Removes snapshot files other than keep (installed or abandoned ones). */
+export async function pruneSnapshotFiles(directory: string, keep?: string): Promise<void> {
+  await mkdir(directory, { recursive: true });
+  for (const name of await readdir(directory)) {
+    const path = join(directory, name);
+    if (path !== keep) await rm(path, { force: true });
   }
-  return ops;
+}
+
+function isAppliedIndexKey(key: Uint8Array): boolean {
+  return Buffer.from(key).equals(Buffer.from(metaKey('applied-index')));
 }

@@ -46,6 +46,9 @@ export interface AppliedEntry {
 /** Called after each applied write revision (watch hub). */
 export type EventListener = (revision: number, events: readonly MvccEvent[]) => void;
 
+/** Called once a compaction's entry is durable in level: the compactor may delete what it dropped. */
+export type CompactionListener = (revision: number) => void;
+
 /** Called when coordinator locks changed: their keys, or 'all' after a snapshot replaced the state. */
 export type CoordinatorListener = (changed: ReadonlySet<string> | 'all') => void;
 
@@ -62,6 +65,9 @@ export interface MachineState {
 export class StateMachine {
   private listeners: EventListener[] = [];
   private coordinatorListeners: CoordinatorListener[] = [];
+  private compactionListeners: CompactionListener[] = [];
+  /** Compactions applied since the last markDurable(). */
+  private compactionsApplied: number[] = [];
   private state: MachineState;
 
   constructor(state: MachineState) {
@@ -100,12 +106,28 @@ export class StateMachine {
     this.coordinatorListeners.push(listener);
   }
 
+  onCompaction(listener: CompactionListener): void {
+    this.compactionListeners.push(listener);
+  }
+
+  /**
+   * The caller has written every op apply() returned so far to level: the store may stop pinning
+   * those versions in memory, and compactions applied meanwhile may start deleting.
+   */
+  markDurable(): void {
+    this.store.markDurable(this.store.currentRevision);
+    const compactions = this.compactionsApplied;
+    this.compactionsApplied = [];
+    for (const revision of compactions) for (const listener of this.compactionListeners) listener(revision);
+  }
+
   /** Replaces the whole state with one restored from a snapshot at a later index. */
   restore(state: MachineState): void {
     assert(state.appliedIndex > this.state.appliedIndex, `snapshot ${state.appliedIndex} is not newer than applied ${this.state.appliedIndex}`);
     // The coordinator's leader-local clock state goes with the old object: carry the role over.
     if (this.state.coordinator.isPrimary) state.coordinator.promote();
     this.state = state;
+    this.compactionsApplied = [];
     for (const listener of this.coordinatorListeners) listener('all');
   }
 
@@ -180,6 +202,7 @@ export class StateMachine {
       }
       case 'compaction': {
         const w = this.store.compact(toNumber(required(request.compaction).revision));
+        this.compactionsApplied.push(this.store.compactedRevision);
         return { result: { type: 'compaction', revision: w.revision }, ops: changesToBatch(w.changes), revision: w.revision, events: [] };
       }
       case 'lease_grant': {

@@ -54,10 +54,12 @@ export class CentralNode implements Consensus {
       const ops: BatchOp[] = [];
       for (const [index, data] of leftover) {
         assert(index <= options.machine.appliedIndex + 1, `journal gap: entry ${index} after applied ${options.machine.appliedIndex}`);
-        ops.push(...(options.machine.apply(index, data)?.ops ?? []));
+        for (const op of options.machine.apply(index, data)?.ops ?? []) ops.push(op);
         ops.push({ type: 'del', space: 'log', key: u64Key(index) });
       }
-      await options.storage.write([...ops, metaOps.appliedIndex(options.machine.appliedIndex)], true);
+      ops.push(metaOps.appliedIndex(options.machine.appliedIndex));
+      await options.storage.write(ops, true);
+      options.machine.markDurable();
       options.logger.info('replayed the journal', { entries: leftover.length, appliedIndex: options.machine.appliedIndex });
     }
     return node;
@@ -107,11 +109,13 @@ export class CentralNode implements Consensus {
       for (const [i, proposal] of group.entries()) {
         const applied = machine.apply(first + i, proposal.data);
         assert(applied !== undefined, `journal entry ${first + i} did not apply`);
-        ops.push(...applied.ops, { type: 'del', space: 'log', key: u64Key(first + i) });
+        for (const op of applied.ops) ops.push(op);
+        ops.push({ type: 'del', space: 'log', key: u64Key(first + i) });
         results.push(applied.result);
       }
       ops.push(metaOps.appliedIndex(machine.appliedIndex));
       await storage.write(ops, false);
+      machine.markDurable();
       for (const [i, proposal] of group.entries()) proposal.done.resolve(results[i]!);
     }
   }

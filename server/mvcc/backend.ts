@@ -7,11 +7,14 @@
  * Both spaces (sublevels, named as in storage/layout.ts) are opened with SUBLEVEL_OPTIONS
  * (keys and values as Uint8Array):
  *   'kv':     revision key (codec.ts) -> encoded KeyValue; level's byte order is revision order
- *   'kvmeta': 'compactedRevision' / 'currentRevision' -> u64 big-endian
+ *   'kvmeta': 'compactedRevision' / 'currentRevision' / 'finishedCompactRevision' -> u64 big-endian
+ *
+ * Only the key index is rebuilt in memory at load; the store reads versions back from the 'kv'
+ * space on demand (VersionReader, level's synchronous get).
  */
 import { assert, assertNever } from '../errors.js';
-import { decodeKeyValue, decodeRevisionKey, decodeUint64, encodeKeyValue, encodeRevisionKey, encodeUint64 } from './codec.js';
-import { MvccStore, type PersistedVersion } from './store.js';
+import { decodeRecordHeader, decodeRevisionKey, decodeUint64, encodeKeyValue, encodeRevisionKey, encodeUint64 } from './codec.js';
+import { StoreBuilder, type MvccStore, type StoreOptions, type VersionReader } from './store.js';
 import type { StoreChange } from './store-change.js';
 
 export type { StoreChange } from './store-change.js';
@@ -24,6 +27,7 @@ export const SUBLEVEL_OPTIONS = { keyEncoding: 'view', valueEncoding: 'view' } a
 
 export const COMPACTED_REVISION_KEY: Uint8Array = new TextEncoder().encode('compactedRevision');
 export const CURRENT_REVISION_KEY: Uint8Array = new TextEncoder().encode('currentRevision');
+export const FINISHED_COMPACT_REVISION_KEY: Uint8Array = new TextEncoder().encode('finishedCompactRevision');
 
 /** One operation on the 'kv' or 'kvmeta' space (assignable to storage/layout.ts's BatchOp). */
 export type BackendOp =
@@ -38,15 +42,15 @@ export function changesToBatch(changes: readonly StoreChange[]): BackendOp[] {
         assert(change.kv.modRevision === change.revision.main, 'a stored version carries its own revision');
         ops.push({ type: 'put', space: 'kv', key: encodeRevisionKey(change.revision, change.tombstone), value: encodeKeyValue(change.kv) });
         break;
-      case 'remove':
-        ops.push({ type: 'del', space: 'kv', key: encodeRevisionKey(change.revision, change.tombstone) });
-        break;
       case 'meta':
         if (change.compactedRevision !== undefined) {
           ops.push({ type: 'put', space: 'kvmeta', key: COMPACTED_REVISION_KEY, value: encodeUint64(change.compactedRevision) });
         }
         if (change.currentRevision !== undefined) {
           ops.push({ type: 'put', space: 'kvmeta', key: CURRENT_REVISION_KEY, value: encodeUint64(change.currentRevision) });
+        }
+        if (change.finishedCompactRevision !== undefined) {
+          ops.push({ type: 'put', space: 'kvmeta', key: FINISHED_COMPACT_REVISION_KEY, value: encodeUint64(change.finishedCompactRevision) });
         }
         break;
       default:
@@ -68,9 +72,10 @@ export function toLevelOps<S>(ops: readonly BackendOp[], sublevels: Readonly<Rec
   });
 }
 
-/** What loadStore needs of the 'kv' sublevel: iteration in key order. */
+/** What loadStore needs of the 'kv' sublevel: batched iteration in key order, and synchronous gets. */
 export interface KvSource {
-  iterator(): AsyncIterable<[Uint8Array, Uint8Array]>;
+  iterator(options: { highWaterMarkBytes: number }): { nextv(size: number): Promise<Array<[Uint8Array, Uint8Array]>>; close(): Promise<void> };
+  getSync(key: Uint8Array): Uint8Array | undefined;
 }
 
 /** What loadStore needs of the 'kvmeta' sublevel. */
@@ -78,17 +83,47 @@ export interface MetaSource {
   get(key: Uint8Array): Promise<Uint8Array | undefined>;
 }
 
-/** Rebuild the store from level; MvccStore.restore checks every invariant on what it reads. */
-export async function loadStore(kvSublevel: KvSource, metaSublevel: MetaSource): Promise<MvccStore> {
-  const versions: PersistedVersion[] = [];
-  for await (const [key, value] of kvSublevel.iterator()) {
-    const { revision, tombstone } = decodeRevisionKey(key);
-    versions.push({ revision, kv: decodeKeyValue(value), tombstone });
+/** Entries read per iterator step while rebuilding the index. */
+const LOAD_BATCH = 1000;
+/** classic-level's nextv() stops at this many bytes (its default, 16 KiB, would cut batches to ~50 records). */
+const LOAD_HIGH_WATER_BYTES = 1024 * 1024;
+
+/** The store's window onto level: a version by its revision key, synchronously. */
+export function levelReader(kv: Pick<KvSource, 'getSync'>): VersionReader {
+  return { read: (revisionKey) => kv.getSync(revisionKey) };
+}
+
+/**
+ * Rebuild the key index from level, streaming: only what the index keeps is held, never the
+ * versions' values. StoreBuilder checks every invariant on what it reads.
+ */
+export async function loadStore(kvSublevel: KvSource, metaSublevel: MetaSource, options: Omit<StoreOptions, 'reader'> = {}): Promise<MvccStore> {
+  const meta = await loadMeta(metaSublevel);
+  const builder = new StoreBuilder(meta, { ...options, reader: levelReader(kvSublevel) });
+  const iterator = kvSublevel.iterator({ highWaterMarkBytes: LOAD_HIGH_WATER_BYTES });
+  try {
+    for (;;) {
+      const entries = await iterator.nextv(LOAD_BATCH);
+      if (entries.length === 0) break;
+      for (const [key, value] of entries) {
+        const { revision, tombstone } = decodeRevisionKey(key);
+        builder.add(revision, tombstone, decodeRecordHeader(value), key.byteLength + value.byteLength);
+      }
+    }
+  } finally {
+    await iterator.close();
   }
-  const compacted = await metaSublevel.get(COMPACTED_REVISION_KEY);
-  const current = await metaSublevel.get(CURRENT_REVISION_KEY);
-  return MvccStore.restore(versions, {
-    compactedRevision: compacted === undefined ? 0 : decodeUint64(compacted),
-    currentRevision: current === undefined ? 0 : decodeUint64(current),
-  });
+  return builder.finish();
+}
+
+async function loadMeta(metaSublevel: MetaSource): Promise<{ compactedRevision: number; currentRevision: number; finishedCompactRevision: number }> {
+  const read = async (key: Uint8Array): Promise<number> => {
+    const bytes = await metaSublevel.get(key);
+    return bytes === undefined ? 0 : decodeUint64(bytes);
+  };
+  return {
+    compactedRevision: await read(COMPACTED_REVISION_KEY),
+    currentRevision: await read(CURRENT_REVISION_KEY),
+    finishedCompactRevision: await read(FINISHED_COMPACT_REVISION_KEY),
+  };
 }

@@ -73,6 +73,36 @@ export function decodeKeyValue(bytes: Uint8Array): KeyValue {
   };
 }
 
+/** What the key index needs of a stored version, without copying its value (store restore). */
+export interface RecordHeader {
+  /** The key's latin1 image (key-range.ts keyString). */
+  readonly key: string;
+  readonly createRevision: number;
+  readonly modRevision: number;
+  readonly version: number;
+  readonly lease: bigint;
+}
+
+export function decodeRecordHeader(bytes: Uint8Array): RecordHeader {
+  assert(bytes.byteLength >= KEY_VALUE_HEADER_BYTES, `key-value record has only ${bytes.byteLength} bytes`);
+  assert(bytes[0] === KEY_VALUE_FORMAT, `unknown key-value format ${bytes[0]}`);
+  const view = viewOf(bytes);
+  const keyEnd = KEY_VALUE_HEADER_BYTES + view.getUint32(33);
+  assert(keyEnd <= bytes.byteLength, 'key-value record key overruns the record');
+  return {
+    key: Buffer.from(bytes.buffer, bytes.byteOffset + KEY_VALUE_HEADER_BYTES, keyEnd - KEY_VALUE_HEADER_BYTES).toString('latin1'),
+    createRevision: fromUint64(view.getBigUint64(1), 'createRevision'),
+    modRevision: fromUint64(view.getBigUint64(9), 'modRevision'),
+    version: fromUint64(view.getBigUint64(17), 'version'),
+    lease: view.getBigInt64(25),
+  };
+}
+
+/** The stored size of a version (its revision key plus record), for the bytes-in-use figure. */
+export function storedBytes(kv: { readonly key: Uint8Array; readonly value: Uint8Array }, tombstone: boolean): number {
+  return REVISION_KEY_BYTES + (tombstone ? 1 : 0) + KEY_VALUE_HEADER_BYTES + kv.key.byteLength + kv.value.byteLength;
+}
+
 /** A meta value: one unsigned 64-bit big-endian number. */
 export function encodeUint64(value: number): Uint8Array {
   const bytes = new Uint8Array(8);

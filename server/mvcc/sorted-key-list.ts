@@ -2,20 +2,22 @@
  * Items kept in byte-wise key order, in chunks of at most CHUNK_MAX_ITEMS (a two-level B+-tree):
  * an insert or remove moves at most one chunk's worth of entries, so building 100k keys in random
  * order stays cheap, while scans remain plain array walks.
+ *
+ * Keys are latin1 images of the key bytes (one UTF-16 unit per byte, key-range.ts keyString):
+ * JavaScript's string order on them IS byte-wise order, and a one-byte string costs far less
+ * memory than a Uint8Array, which matters for an index of millions of keys.
  */
 import { assert } from '../errors.js';
-import { compareBytes } from './key-range.js';
-import type { Bytes } from './types.js';
 
 const CHUNK_MAX_ITEMS = 256;
 
-export class SortedKeyList<T extends { readonly key: Bytes }> {
+export class SortedKeyList<T extends { readonly key: string }> {
   /** Never holds an empty chunk; chunks are in key order and do not overlap. */
   #chunks: T[][] = [];
   #size = 0;
 
   /** Build from items already in strictly increasing key order. */
-  static fromSorted<T extends { readonly key: Bytes }>(items: readonly T[]): SortedKeyList<T> {
+  static fromSorted<T extends { readonly key: string }>(items: readonly T[]): SortedKeyList<T> {
     const list = new SortedKeyList<T>();
     for (let start = 0; start < items.length; start += CHUNK_MAX_ITEMS / 2) {
       list.#chunks.push(items.slice(start, start + CHUNK_MAX_ITEMS / 2));
@@ -38,20 +40,20 @@ export class SortedKeyList<T extends { readonly key: Bytes }> {
     const chunkIndex = this.#chunkFor(item.key);
     const chunk = this.#chunks[chunkIndex]!;
     const index = lowerBound(chunk, item.key);
-    assert(index === chunk.length || compareBytes(chunk[index]!.key, item.key) !== 0, 'key is already in the list');
+    assert(index === chunk.length || chunk[index]!.key !== item.key, 'key is already in the list');
     chunk.splice(index, 0, item);
     this.#size++;
     if (chunk.length > CHUNK_MAX_ITEMS) this.#chunks.splice(chunkIndex + 1, 0, chunk.splice(CHUNK_MAX_ITEMS / 2));
   }
 
   /** Remove the item with this key; returns it, or undefined when absent. */
-  remove(key: Bytes): T | undefined {
+  remove(key: string): T | undefined {
     if (this.#chunks.length === 0) return undefined;
     const chunkIndex = this.#chunkFor(key);
     const chunk = this.#chunks[chunkIndex]!;
     const index = lowerBound(chunk, key);
     const item = chunk[index];
-    if (item === undefined || compareBytes(item.key, key) !== 0) return undefined;
+    if (item === undefined || item.key !== key) return undefined;
     chunk.splice(index, 1);
     this.#size--;
     if (chunk.length === 0) this.#chunks.splice(chunkIndex, 1);
@@ -65,7 +67,7 @@ export class SortedKeyList<T extends { readonly key: Bytes }> {
   }
 
   /** Visit items in key order from the first key >= key while visit returns true. */
-  forEachFrom(key: Bytes, visit: (item: T) => boolean): void {
+  forEachFrom(key: string, visit: (item: T) => boolean): void {
     if (this.#chunks.length === 0) return;
     let chunkIndex = this.#chunkFor(key);
     let index = lowerBound(this.#chunks[chunkIndex]!, key);
@@ -80,33 +82,33 @@ export class SortedKeyList<T extends { readonly key: Bytes }> {
   }
 
   /** The last chunk whose first key <= key, or the first chunk. */
-  #chunkFor(key: Bytes): number {
+  #chunkFor(key: string): number {
     let low = 0;
     let high = this.#chunks.length;
     while (low < high) {
       const middle = (low + high) >>> 1;
-      if (compareBytes(this.#chunks[middle]![0]!.key, key) <= 0) low = middle + 1;
+      if (this.#chunks[middle]![0]!.key <= key) low = middle + 1;
       else high = middle;
     }
     return Math.max(0, low - 1);
   }
 
   #check(): void {
-    let previous: Bytes | undefined;
+    let previous: string | undefined;
     for (const item of this) {
-      assert(previous === undefined || compareBytes(previous, item.key) < 0, 'keys must strictly increase');
+      assert(previous === undefined || previous < item.key, 'keys must strictly increase');
       previous = item.key;
     }
   }
 }
 
 /** The index of the first item with key >= key. */
-function lowerBound<T extends { readonly key: Bytes }>(items: readonly T[], key: Bytes): number {
+function lowerBound<T extends { readonly key: string }>(items: readonly T[], key: string): number {
   let low = 0;
   let high = items.length;
   while (low < high) {
     const middle = (low + high) >>> 1;
-    if (compareBytes(items[middle]!.key, key) < 0) low = middle + 1;
+    if (items[middle]!.key < key) low = middle + 1;
     else high = middle;
   }
   return low;

@@ -7,6 +7,9 @@ import type { KeyValue, Revision } from './types.js';
 export type StoreChange =
   /** A new version of a key; a tombstone records a delete (kv carries the key and modRevision). */
   | { readonly type: 'put'; readonly revision: Revision; readonly kv: KeyValue; readonly tombstone: boolean }
-  /** A version dropped by compaction; tombstone says which backend key spelling it was stored under. */
-  | { readonly type: 'remove'; readonly revision: Revision; readonly tombstone: boolean }
-  | { readonly type: 'meta'; readonly compactedRevision?: number; readonly currentRevision?: number };
+  /**
+   * Revision counters. compactedRevision is the compaction the index has done; the versions it
+   * dropped are deleted from level afterwards, in bounded batches (compactor.ts), which then
+   * records finishedCompactRevision. A restart between the two finishes the job.
+   */
+  | { readonly type: 'meta'; readonly compactedRevision?: number; readonly currentRevision?: number; readonly finishedCompactRevision?: number };

@@ -1,21 +1,38 @@
 /**
- * etcd's MVCC model as a pure in-memory core: no I/O, no clock. Every write creates at most ONE
- * main revision (its changes get sub revisions 0..n-1) and returns the events to publish and the
- * changes to persist; a write that changes nothing creates no revision. The whole history since
- * the last compaction is held here; level (backend.ts) is the durable copy.
+ * etcd's MVCC model: a pure core over an in-memory key index, with the versions themselves read
+ * on demand. Every write creates at most ONE main revision (its changes get sub revisions
+ * 0..n-1) and returns the events to publish and the changes to persist; a write that changes
+ * nothing creates no revision.
  *
- * Per key the versions are kept in revision order; a tombstone ends a generation (etcd's keyIndex,
- * flattened: a generation is a run of versions closed by a tombstone). Keys are kept in byte-wise
- * order (sorted-key-list.ts) for range scans, plus a Map for single-key lookups.
+ * What lives where (as etcd: keyIndex in memory, values in bbolt):
+ * - memory: the key index (key-index.ts: per key the revisions of its versions, plus the newest
+ *   version's generation and lease), a revision-ordered list of the same versions
+ *   (revision-log.ts) and a bounded cache of decoded versions (version-cache.ts);
+ * - level, 'kv' space: every version's record under its revision key (backend.ts), read through
+ *   the synchronous VersionReader. A version written by an applied entry is pinned in the cache
+ *   until its level batch has landed (markDurable), because until then level cannot answer it.
+ *
+ * Without a reader the store is memory-only (unit tests, the central coordinator): nothing is ever
+ * marked durable, so every version stays pinned.
+ *
+ * Compaction drops versions from the index at once (the answer to every read changes there);
+ * deleting their records from level is the shell's job, in bounded batches (compactor.ts), using
+ * holds() to tell a dropped version from a live one.
  */
 import { assert, assertNever, GavelError } from '../errors.js';
-import { encodeKeyValue, encodeRevisionKey } from './codec.js';
+import { decodeKeyValue, encodeKeyValue, encodeRevisionKey, storedBytes, type RecordHeader } from './codec.js';
 import { compareKeyValue } from './compare.js';
 import { crc32 } from './crc32.js';
-import { compareBytes, copyBytes, EMPTY_BYTES, isOpenRangeEnd, keyInRange, keyString } from './key-range.js';
+import { copyBytes, EMPTY_BYTES, isOpenRangeEnd, keyString } from './key-range.js';
+import {
+  compactEntry, holdsVersion, indexOfRevision, isLive, isTombstoneAt, mainAt, metaOf, newEntry, popVersion, pushVersion,
+  revisionAt, setMeta, subCode, versionCount, visibleAt, type EntryMeta, type KeyEntry,
+} from './key-index.js';
 import { finishRange, needsAllKeys } from './range-query.js';
+import { RevisionLog } from './revision-log.js';
 import { SortedKeyList } from './sorted-key-list.js';
 import type { StoreChange } from './store-change.js';
+import { cacheKey, VersionCache } from './version-cache.js';
 import {
   CompareTarget,
   type Bytes,
@@ -59,30 +76,43 @@ export interface StoreMeta {
   readonly compactedRevision: number;
   /** The current revision recorded at the last compaction; 0 when unknown. */
   readonly currentRevision: number;
+  /** The compaction whose dropped versions are all deleted from level; 0 when unknown. */
+  readonly finishedCompactRevision?: number;
 }
 
 export type LeaseExists = (leaseId: bigint) => boolean;
 
-interface VersionRecord {
+/** Reads one stored version record by its revision key (backend.ts encodings); synchronous. */
+export interface VersionReader {
+  read(revisionKey: Uint8Array): Uint8Array | undefined;
+}
+
+export interface StoreOptions {
+  /** Where versions not in memory are read from; without one the store keeps everything in memory. */
+  readonly reader?: VersionReader;
+  /** Bytes of decoded versions cached beyond the pinned ones (default DEFAULT_CACHE_BYTES). */
+  readonly cacheBytes?: number;
+}
+
+/** Enough for every hot lock and election key of a busy cluster; cold reads go to level. */
+export const DEFAULT_CACHE_BYTES = 32 * 1024 * 1024;
+
+/** A version staged by a write in progress: already visible in the index (read-your-writes). */
+interface Staged {
+  readonly entry: KeyEntry;
   readonly revision: Revision;
-  readonly kv: KeyValue;
   readonly tombstone: boolean;
-  /** The key's previous live version; cleared on versions at or below the compacted revision. */
-  prevKv: KeyValue | undefined;
+  readonly kv: KeyValue;
+  readonly prevKv: KeyValue | undefined;
+  /** The entry's newest generation before this version, put back on rollback. */
+  readonly before: EntryMeta;
 }
 
-interface KeyHistory {
-  readonly key: Bytes;
-  /** In revision order. Empty only transiently (a rolled-back or compacted key is removed). */
-  readonly versions: VersionRecord[];
-}
-
-/** A write in progress: its versions are already visible in the key index (read-your-writes). */
 interface PendingWrite {
   readonly main: number;
-  readonly records: VersionRecord[];
+  readonly staged: Staged[];
   /** Keys this write added to the index, removed again on rollback. */
-  readonly createdKeys: KeyHistory[];
+  readonly createdEntries: KeyEntry[];
 }
 
 /** Which branch each txn took, in pre-order over nested txns (etcd's txnPath). */
@@ -91,8 +121,16 @@ interface TxnPath {
   next: number;
 }
 
-/** Rough per-version bookkeeping cost beyond key and value bytes, for sizeBytes. */
-const VERSION_OVERHEAD_BYTES = 64;
+/** A key range as latin1 bounds: key alone (end undefined, single), or [start, end) / [start, ∞). */
+interface StringRange {
+  readonly start: string;
+  readonly single: boolean;
+  /** undefined: no upper bound. */
+  readonly end: string | undefined;
+}
+
+/** A deleted or absent key's generation (etcd compares an all-zero KeyValue). */
+const NO_GENERATION: EntryMeta = { createRevision: 0, version: 0, lease: 0n };
 
 /** What a compare sees for a missing key (etcd compares an all-zero KeyValue). */
 const ABSENT_KV: KeyValue = {
@@ -107,18 +145,36 @@ const ABSENT_KV: KeyValue = {
 export class MvccStore {
   #currentRevision = 1;
   #compactedRevision = 0;
-  #keys = new SortedKeyList<KeyHistory>();
-  readonly #byKey = new Map<string, KeyHistory>();
-  /** Versions with main > compacted (plus the retained ones AT compacted), in revision order. */
-  #history: VersionRecord[] = [];
-  #sizeBytes = 0;
+  #finishedCompactRevision = 0;
+  /** Bumped by every compaction: long walks (hash, snapshot) notice one happened under them. */
+  #compactions = 0;
+  #keys = new SortedKeyList<KeyEntry>();
+  readonly #byKey = new Map<string, KeyEntry>();
+  #log = new RevisionLog();
+  readonly #cache: VersionCache;
+  readonly #reader: VersionReader | undefined;
+  #versionCount = 0;
+  /** Stored bytes of the versions level holds, dropped ones included until the compactor deletes them. */
+  #storedBytes = 0;
   #writing = false;
 
-  /** Rebuild a store from persisted versions in revision order (the backend's key order). */
-  static restore(versions: Iterable<PersistedVersion>, meta: StoreMeta): MvccStore {
-    const store = new MvccStore();
-    store.#restore(versions, meta);
-    return store;
+  constructor(options: StoreOptions = {}) {
+    this.#reader = options.reader;
+    this.#cache = new VersionCache(options.cacheBytes ?? DEFAULT_CACHE_BYTES);
+  }
+
+  /**
+   * Rebuild a store from persisted versions in revision order (the backend's key order). Without
+   * a reader their values are kept in memory; with one only the index is built.
+   */
+  static restore(versions: Iterable<PersistedVersion>, meta: StoreMeta, options: StoreOptions = {}): MvccStore {
+    const builder = new StoreBuilder(meta, options);
+    for (const version of versions) {
+      const { kv } = version;
+      const header = { key: keyString(kv.key), createRevision: kv.createRevision, modRevision: kv.modRevision, version: kv.version, lease: kv.lease };
+      builder.add(version.revision, version.tombstone, header, storedBytes(kv, version.tombstone), options.reader === undefined ? kv : undefined);
+    }
+    return builder.finish();
   }
 
   /** 1 for an empty store, as etcd: the first write gets revision 2. */
@@ -130,14 +186,33 @@ export class MvccStore {
     return this.#compactedRevision;
   }
 
+  get finishedCompactRevision(): number {
+    return this.#finishedCompactRevision;
+  }
+
+  /** Changes whenever a compaction drops versions from the index. */
+  get compactionEpoch(): number {
+    return this.#compactions;
+  }
+
   /** Keys with any version held, live or deleted but not yet compacted (etcd_debugging_mvcc_keys_total). */
   get keyCount(): number {
     return this.#keys.size;
   }
 
-  /** Approximate bytes of history held (Status dbSize). */
+  /** Versions held by the index. */
+  get versionCount(): number {
+    return this.#versionCount;
+  }
+
+  /** Approximate bytes of history stored (Status dbSizeInUse); shrinks as the compactor deletes. */
   get sizeBytes(): number {
-    return this.#sizeBytes;
+    return this.#storedBytes;
+  }
+
+  /** Decoded versions held in memory: pinned (not yet in level) and cached bytes. */
+  get cacheStats(): { readonly pinned: number; readonly cachedBytes: number } {
+    return { pinned: this.#cache.pinnedCount, cachedBytes: this.#cache.recentBytes };
   }
 
   /** Keys returned share stored bytes: callers must not mutate them. */
@@ -147,8 +222,8 @@ export class MvccStore {
 
   /** The newest live version of key, if any. */
   get(key: Bytes): KeyValue | undefined {
-    const history = this.#byKey.get(keyString(key));
-    return history && latestLive(history);
+    const entry = this.#byKey.get(keyString(key));
+    return entry && this.#latest(entry);
   }
 
   put(request: PutRequest, leaseExists: LeaseExists): WriteResult<PutResponse> {
@@ -173,7 +248,7 @@ export class MvccStore {
 
   /** Lease revoke / expiry: delete these keys (sorted, as etcd, so members agree) in one revision. */
   deleteKeys(keys: readonly Bytes[]): WriteResult<{ deleted: number }> {
-    const sorted = [...keys].sort(compareBytes);
+    const sorted = keys.map(keyString).sort();
     return this.#write((write) => {
       let deleted = 0;
       // A repeated key finds its own tombstone and counts once.
@@ -183,8 +258,9 @@ export class MvccStore {
   }
 
   /**
-   * Drop every version not visible at or after revision: per key, keep the newest version
-   * <= revision unless it is a tombstone. Does not create a revision.
+   * Drop from the index every version not visible at or after revision: per key, keep the newest
+   * version <= revision unless it is a tombstone. Does not create a revision. The records of the
+   * dropped versions stay in level until the shell's compactor deletes them (holds() says which).
    */
   compact(revision: number): WriteResult<Record<string, never>> {
     assert(Number.isSafeInteger(revision), `compact revision ${revision} is not a safe integer`);
@@ -195,22 +271,36 @@ export class MvccStore {
     if (revision > this.#currentRevision) {
       throw new GavelError('FutureRevision', `revision ${revision} is above the current revision ${this.#currentRevision}`);
     }
-    const changes: StoreChange[] = [];
-    const removedAtRevision = new Set<VersionRecord>();
     let emptied = false;
-    for (const history of this.#keys) {
-      for (const record of compactVersions(history, revision)) {
-        changes.push({ type: 'remove', revision: record.revision, tombstone: record.tombstone });
-        this.#sizeBytes -= versionBytes(record);
-        if (record.revision.main === revision) removedAtRevision.add(record);
-      }
-      emptied ||= history.versions.length === 0;
+    for (const entry of this.#keys) {
+      this.#versionCount -= compactEntry(entry, revision);
+      emptied ||= entry.revisions.length === 0;
     }
     if (emptied) this.#dropEmptyKeys();
-    this.#history = trimHistory(this.#history, revision, removedAtRevision);
+    this.#log.compact(revision);
     this.#compactedRevision = revision;
-    changes.push({ type: 'meta', compactedRevision: revision, currentRevision: this.#currentRevision });
+    this.#compactions++;
+    const changes: StoreChange[] = [{ type: 'meta', compactedRevision: revision, currentRevision: this.#currentRevision }];
     return { response: {}, revision: this.#currentRevision, events: [], changes };
+  }
+
+  /** The compactor deleted every dropped version up to revision from level, freeing bytes. */
+  compactionFinished(revision: number, freedBytes: number): StoreChange[] {
+    assert(revision <= this.#compactedRevision, `compaction ${revision} finished before it was made`);
+    this.#storedBytes = Math.max(0, this.#storedBytes - freedBytes);
+    this.#finishedCompactRevision = Math.max(this.#finishedCompactRevision, revision);
+    return [{ type: 'meta', finishedCompactRevision: this.#finishedCompactRevision }];
+  }
+
+  /** Whether the index still holds this version: a stored record it does not hold was compacted away. */
+  holds(revision: Revision, tombstone: boolean, key: string): boolean {
+    const entry = this.#byKey.get(key);
+    return entry !== undefined && holdsVersion(entry, revision, tombstone);
+  }
+
+  /** The level batch holding every version up to revision has been written: unpin them. */
+  markDurable(revision: number): void {
+    this.#cache.markDurable(revision);
   }
 
   /**
@@ -226,22 +316,23 @@ export class MvccStore {
       throw new GavelError('Compacted', `revision ${fromRevision} is below the compacted revision ${this.#compactedRevision}`);
     }
     const last = Math.min(toRevision, this.#currentRevision);
+    const bounds = stringRange(range);
+    const log = this.#log;
     const events: MvccEvent[] = [];
-    for (let index = firstAtOrAbove(this.#history, fromRevision); index < this.#history.length; index++) {
-      const record = this.#history[index]!;
-      if (record.revision.main > last) break;
-      if (keyInRange(record.kv.key, range)) events.push(toEvent(record));
-      const next = this.#history[index + 1];
-      if (events.length >= maxEvents && next?.revision.main !== record.revision.main) break;
+    for (let index = log.firstAtOrAbove(fromRevision); index < log.length; index++) {
+      const main = log.mainAt(index);
+      if (main > last) break;
+      const entry = log.entryAt(index);
+      if (inStringRange(entry.key, bounds)) events.push(this.#eventAt(entry, { main, sub: log.subAt(index) }));
+      if (events.length >= maxEvents && (index + 1 >= log.length || log.mainAt(index + 1) !== main)) break;
     }
     return events;
   }
 
   /** Live keys with a lease, in key order (to rebuild lease attachments at startup). */
-  *keysWithLease(): Generator<KeyValue> {
-    for (const history of this.#keys) {
-      const kv = latestLive(history);
-      if (kv !== undefined && kv.lease !== 0n) yield kv;
+  *keysWithLease(): Generator<{ readonly key: Bytes; readonly lease: bigint }> {
+    for (const entry of this.#keys) {
+      if (isLive(entry) && entry.lease !== 0n) yield { key: Buffer.from(entry.key, 'latin1'), lease: entry.lease };
     }
   }
 
@@ -250,14 +341,86 @@ export class MvccStore {
    * key then revision order. Throws Compacted / FutureRevision like a read at that revision.
    */
   hash(revision = 0): number {
+    const walk = this.hashWalk(revision);
+    while (walk.step(Infinity) === undefined);
+    return walk.step(0)!;
+  }
+
+  /**
+   * The same hash in steps of at most maxVersions versions, for callers that yield between steps
+   * on a large store. step() returns the hash when done; a compaction between steps throws
+   * Compacted (the caller starts over at a revision still readable).
+   */
+  hashWalk(revision = 0): { step(maxVersions: number): number | undefined } {
     const hashRevision = this.#readRevision(revision, this.#currentRevision);
+    const epoch = this.#compactions;
     let crc = 0;
-    for (const history of this.#keys) {
-      for (const record of history.versions) {
-        if (record.revision.main > hashRevision) break;
-        crc = crc32(encodeRevisionKey(record.revision, record.tombstone), crc);
-        crc = crc32(encodeKeyValue(record.kv), crc);
-      }
+    let afterKey: string | undefined;
+    let done = false;
+    return {
+      step: (maxVersions) => {
+        if (done) return crc;
+        if (this.#compactions !== epoch) throw new GavelError('Compacted', 'a compaction ran while hashing');
+        let budget = maxVersions;
+        let finished = true;
+        this.#keys.forEachFrom(afterKey ?? '', (entry) => {
+          if (afterKey !== undefined && entry.key <= afterKey) return true;
+          if (budget <= 0) {
+            finished = false;
+            return false;
+          }
+          crc = this.#hashEntry(entry, hashRevision, crc);
+          budget -= versionCount(entry);
+          afterKey = entry.key;
+          return true;
+        });
+        done = finished;
+        return done ? crc : undefined;
+      },
+    };
+  }
+
+  /** The store's revision counters, as restore() takes them. */
+  get meta(): StoreMeta {
+    return { compactedRevision: this.#compactedRevision, currentRevision: this.#currentRevision, finishedCompactRevision: this.#finishedCompactRevision };
+  }
+
+  // ---- reading versions ----
+
+  /** The version at index of entry, from the cache or level. The index holding it means level does. */
+  #read(entry: KeyEntry, index: number): KeyValue {
+    const revision = revisionAt(entry, index);
+    const key = cacheKey(revision.main, revision.sub);
+    const cached = this.#cache.get(key);
+    if (cached !== undefined) return cached;
+    assert(this.#reader !== undefined, `version ${revision.main}.${revision.sub} is neither in memory nor readable`);
+    const bytes = this.#reader.read(encodeRevisionKey(revision, isTombstoneAt(entry, index)));
+    assert(bytes !== undefined, `version ${revision.main}.${revision.sub} of a held key is missing from level`);
+    const kv = decodeKeyValue(bytes);
+    assert(kv.modRevision === revision.main && keyString(kv.key) === entry.key, `level record ${revision.main}.${revision.sub} does not match the index`);
+    this.#cache.remember(key, kv);
+    return kv;
+  }
+
+  #latest(entry: KeyEntry): KeyValue | undefined {
+    return isLive(entry) ? this.#read(entry, versionCount(entry) - 1) : undefined;
+  }
+
+  #eventAt(entry: KeyEntry, revision: Revision): MvccEvent {
+    const index = indexOfRevision(entry, revision);
+    assert(index >= 0, `revision log names version ${revision.main}.${revision.sub} that its key does not hold`);
+    const kv = this.#read(entry, index);
+    const type = isTombstoneAt(entry, index) ? 'delete' : 'put';
+    // The previous version, if the index still holds it and it was live, is the event's prevKv.
+    if (index === 0 || isTombstoneAt(entry, index - 1)) return { type, kv };
+    return { type, kv, prevKv: this.#read(entry, index - 1) };
+  }
+
+  #hashEntry(entry: KeyEntry, hashRevision: number, crc: number): number {
+    for (let index = 0; index < versionCount(entry); index++) {
+      if (mainAt(entry, index) > hashRevision) break;
+      crc = crc32(encodeRevisionKey(revisionAt(entry, index), isTombstoneAt(entry, index)), crc);
+      crc = crc32(encodeKeyValue(this.#read(entry, index)), crc);
     }
     return crc;
   }
@@ -269,9 +432,9 @@ export class MvccStore {
     const wanted = needsAllKeys(request) || request.limit <= 0 ? Infinity : request.limit + 1;
     const kvs: KeyValue[] = [];
     let count = 0;
-    this.#scan(request, revision, (kv) => {
+    this.#scan(request, revision, (entry, index) => {
       count++;
-      if (!request.countOnly && kvs.length < wanted) kvs.push(kv);
+      if (!request.countOnly && kvs.length < wanted) kvs.push(this.#read(entry, index));
     });
     return finishRange(request, kvs, count);
   }
@@ -289,19 +452,19 @@ export class MvccStore {
     return revision;
   }
 
-  /** Visit the versions visible at revision of the keys in range, in ascending key order. */
-  #scan(range: KeyRange, revision: number, visit: (kv: KeyValue) => void): void {
-    if (range.rangeEnd.byteLength === 0) {
-      const history = this.#byKey.get(keyString(range.key));
-      const kv = history && visibleAt(history, revision);
-      if (kv !== undefined) visit(kv);
+  /** Visit the version visible at revision of each key in range (by its index), in ascending key order. */
+  #scan(range: KeyRange, revision: number, visit: (entry: KeyEntry, index: number) => void): void {
+    const bounds = stringRange(range);
+    if (bounds.single) {
+      const entry = this.#byKey.get(bounds.start);
+      const index = entry === undefined ? -1 : visibleAt(entry, revision);
+      if (index >= 0) visit(entry!, index);
       return;
     }
-    const open = isOpenRangeEnd(range.rangeEnd);
-    this.#keys.forEachFrom(range.key, (history) => {
-      if (!open && compareBytes(history.key, range.rangeEnd) >= 0) return false;
-      const kv = visibleAt(history, revision);
-      if (kv !== undefined) visit(kv);
+    this.#keys.forEachFrom(bounds.start, (entry) => {
+      if (bounds.end !== undefined && entry.key >= bounds.end) return false;
+      const index = visibleAt(entry, revision);
+      if (index >= 0) visit(entry, index);
       return true;
     });
   }
@@ -321,12 +484,18 @@ export class MvccStore {
   #evaluateCompare(compare: Compare): boolean {
     let seen = false;
     let satisfied = true;
-    this.#scan(compare, this.#currentRevision, (kv) => {
+    this.#scan(compare, this.#currentRevision, (entry, index) => {
       seen = true;
-      satisfied &&= compareKeyValue(compare, kv);
+      satisfied &&= compareKeyValue(compare, this.#compareView(entry, index, compare.target));
     });
     if (seen) return satisfied;
     return compare.target !== CompareTarget.Value && compareKeyValue(compare, ABSENT_KV);
+  }
+
+  /** The newest version as a compare sees it: only a value compare needs the record itself. */
+  #compareView(entry: KeyEntry, index: number, target: CompareTarget): KeyValue {
+    if (target === CompareTarget.Value) return this.#read(entry, index);
+    return { key: EMPTY_BYTES, createRevision: entry.createRevision, modRevision: mainAt(entry, index), version: entry.version, value: EMPTY_BYTES, lease: entry.lease };
   }
 
   /** etcd's checkTxn: validate the chosen branches against the state at txn start, before any write. */
@@ -363,7 +532,7 @@ export class MvccStore {
   #applyOp(write: PendingWrite, op: RequestOp, path: TxnPath): ResponseOp {
     switch (op.type) {
       case 'range': {
-        const readRevision = write.records.length > 0 ? write.main : this.#currentRevision;
+        const readRevision = write.staged.length > 0 ? write.main : this.#currentRevision;
         return { type: 'range', response: this.#rangeAt(op.request, readRevision) };
       }
       case 'put':
@@ -383,77 +552,81 @@ export class MvccStore {
   #checkPut(request: PutRequest, leaseExists: LeaseExists): void {
     if (request.ignoreValue && request.value.byteLength !== 0) throw new GavelError('ValueProvided');
     if (request.ignoreLease && request.lease !== 0n) throw new GavelError('LeaseProvided');
-    if ((request.ignoreValue || request.ignoreLease) && this.get(request.key) === undefined) {
+    if ((request.ignoreValue || request.ignoreLease) && !this.#isLive(keyString(request.key))) {
       throw new GavelError('KeyNotFound');
     }
     if (request.lease !== 0n && !leaseExists(request.lease)) throw new GavelError('LeaseNotFound');
   }
 
+  #isLive(key: string): boolean {
+    const entry = this.#byKey.get(key);
+    return entry !== undefined && isLive(entry);
+  }
+
   #applyPut(write: PendingWrite, request: PutRequest): PutResponse {
-    const previous = this.get(request.key);
+    const entry = this.#entryForWrite(write, keyString(request.key));
+    const previous = this.#latest(entry);
     // Checked up front against the txn's start state; re-checked on the state the txn has built.
     if ((request.ignoreValue || request.ignoreLease) && previous === undefined) throw new GavelError('KeyNotFound');
     const value = request.ignoreValue && previous ? previous.value : copyBytes(request.value);
     const lease = request.ignoreLease && previous ? previous.lease : request.lease;
-    this.#stagePut(write, request.key, value, lease);
-    return request.prevKv && previous ? { prevKv: previous } : {};
-  }
-
-  #applyDeleteRange(write: PendingWrite, request: DeleteRangeRequest): DeleteRangeResponse {
-    const live: KeyValue[] = [];
-    this.#scan(request, Infinity, (kv) => live.push(kv));
-    for (const kv of live) {
-      const deleted = this.#stageDelete(write, kv.key);
-      assert(deleted, 'a live key in range could not be deleted');
-    }
-    return { deleted: live.length, prevKvs: request.prevKv ? live : [] };
-  }
-
-  #stagePut(write: PendingWrite, key: Bytes, value: Bytes, lease: bigint): void {
-    const history = this.#historyForWrite(write, key);
-    const previous = latestLive(history);
     const kv: KeyValue = {
-      key: history.key,
+      key: previous ? previous.key : copyBytes(request.key),
       createRevision: previous ? previous.createRevision : write.main,
       modRevision: write.main,
       version: previous ? previous.version + 1 : 1,
       value,
       lease,
     };
-    this.#stage(write, history, kv, false, previous);
+    this.#stage(write, entry, kv, false, previous);
+    return request.prevKv && previous ? { prevKv: previous } : {};
   }
 
-  /** Returns false when the key has no live version (nothing to delete). */
-  #stageDelete(write: PendingWrite, key: Bytes): boolean {
-    const history = this.#byKey.get(keyString(key));
-    const previous = history && latestLive(history);
-    if (history === undefined || previous === undefined) return false;
-    const kv: KeyValue = { key: history.key, createRevision: 0, modRevision: write.main, version: 0, value: EMPTY_BYTES, lease: 0n };
-    this.#stage(write, history, kv, true, previous);
-    return true;
+  #applyDeleteRange(write: PendingWrite, request: DeleteRangeRequest): DeleteRangeResponse {
+    const live: string[] = [];
+    this.#scan(request, Infinity, (entry) => live.push(entry.key));
+    const prevKvs: KeyValue[] = [];
+    for (const key of live) {
+      const deleted = this.#stageDelete(write, key);
+      assert(deleted !== undefined, 'a live key in range could not be deleted');
+      if (request.prevKv) prevKvs.push(deleted);
+    }
+    return { deleted: live.length, prevKvs };
   }
 
-  #stage(write: PendingWrite, history: KeyHistory, kv: KeyValue, tombstone: boolean, prevKv: KeyValue | undefined): void {
-    const record: VersionRecord = { revision: { main: write.main, sub: write.records.length }, kv, tombstone, prevKv };
-    const last = history.versions.at(-1);
-    assert(last === undefined || compareRevisions(last.revision, record.revision) < 0, 'key versions must increase');
-    history.versions.push(record);
-    write.records.push(record);
+  /** Returns the deleted version, or undefined when the key has no live version (nothing to delete). */
+  #stageDelete(write: PendingWrite, key: string): KeyValue | undefined {
+    const entry = this.#byKey.get(key);
+    const previous = entry && this.#latest(entry);
+    if (entry === undefined || previous === undefined) return undefined;
+    const kv: KeyValue = { key: previous.key, createRevision: 0, modRevision: write.main, version: 0, value: EMPTY_BYTES, lease: 0n };
+    this.#stage(write, entry, kv, true, previous);
+    return previous;
   }
 
-  #historyForWrite(write: PendingWrite, key: Bytes): KeyHistory {
-    const existing = this.#byKey.get(keyString(key));
+  #stage(write: PendingWrite, entry: KeyEntry, kv: KeyValue, tombstone: boolean, prevKv: KeyValue | undefined): void {
+    const revision: Revision = { main: write.main, sub: write.staged.length };
+    const before = metaOf(entry);
+    // In this order, so that a rollback finds every staged version fully staged.
+    pushVersion(entry, revision, tombstone);
+    setMeta(entry, tombstone ? NO_GENERATION : { createRevision: kv.createRevision, version: kv.version, lease: kv.lease });
+    this.#cache.pin(cacheKey(revision.main, revision.sub), revision.main, kv);
+    write.staged.push({ entry, revision, tombstone, kv, prevKv, before });
+  }
+
+  #entryForWrite(write: PendingWrite, key: string): KeyEntry {
+    const existing = this.#byKey.get(key);
     if (existing !== undefined) return existing;
-    const history: KeyHistory = { key: copyBytes(key), versions: [] };
-    this.#keys.insert(history);
-    this.#byKey.set(keyString(history.key), history);
-    write.createdKeys.push(history);
-    return history;
+    const entry = newEntry(key);
+    this.#keys.insert(entry);
+    this.#byKey.set(key, entry);
+    write.createdEntries.push(entry);
+    return entry;
   }
 
   #write<R>(body: (write: PendingWrite) => R): WriteResult<R> {
     assert(!this.#writing, 'MvccStore writes are not reentrant');
-    const write: PendingWrite = { main: this.#currentRevision + 1, records: [], createdKeys: [] };
+    const write: PendingWrite = { main: this.#currentRevision + 1, staged: [], createdEntries: [] };
     this.#writing = true;
     let response: R;
     try {
@@ -468,161 +641,212 @@ export class MvccStore {
   }
 
   #commit<R>(write: PendingWrite, response: R): WriteResult<R> {
-    if (write.records.length === 0) return { response, revision: this.#currentRevision, events: [], changes: [] };
+    if (write.staged.length === 0) {
+      this.#dropCreated(write);
+      return { response, revision: this.#currentRevision, events: [], changes: [] };
+    }
     assert(write.main === this.#currentRevision + 1, 'a write must take the next main revision');
-    const last = this.#history.at(-1);
-    assert(last === undefined || last.revision.main < write.main, 'history revisions must increase');
     const events: MvccEvent[] = [];
     const changes: StoreChange[] = [];
-    write.records.forEach((record, index) => {
-      assert(record.revision.main === write.main && record.revision.sub === index, 'sub revisions must be contiguous');
-      this.#history.push(record);
-      this.#sizeBytes += versionBytes(record);
-      events.push(toEvent(record));
-      changes.push({ type: 'put', revision: record.revision, kv: record.kv, tombstone: record.tombstone });
+    write.staged.forEach((staged, index) => {
+      const { entry, revision, tombstone, kv, prevKv } = staged;
+      assert(revision.main === write.main && revision.sub === index, 'sub revisions must be contiguous');
+      this.#log.append(revision.main, subCode(revision.sub, tombstone), entry);
+      this.#versionCount++;
+      this.#storedBytes += storedBytes(kv, tombstone);
+      const type = tombstone ? 'delete' : 'put';
+      events.push(prevKv === undefined ? { type, kv } : { type, kv, prevKv });
+      changes.push({ type: 'put', revision, kv, tombstone });
     });
     this.#currentRevision = write.main;
     return { response, revision: write.main, events, changes };
   }
 
-  /** Undo a failed write: pop its versions, then drop the keys it created. */
+  /** Undo a failed write: pop its versions and their pins, then drop the keys it created. */
   #rollback(write: PendingWrite): void {
-    for (let index = write.records.length - 1; index >= 0; index--) {
-      const record = write.records[index]!;
-      const versions = this.#byKey.get(keyString(record.kv.key))?.versions;
-      assert(versions?.at(-1) === record, "rollback must find the write's own version last");
-      versions.pop();
+    for (let index = write.staged.length - 1; index >= 0; index--) {
+      const staged = write.staged[index]!;
+      const main = popVersion(staged.entry);
+      assert(main === staged.revision.main, "rollback must find the write's own version last");
+      setMeta(staged.entry, staged.before);
+      this.#cache.unpinDiscard(cacheKey(staged.revision.main, staged.revision.sub));
     }
-    for (const history of write.createdKeys) {
-      assert(history.versions.length === 0, 'a rolled-back key must have no versions');
-      const removed = this.#keys.remove(history.key);
-      assert(removed === history, 'a rolled-back key must be in the index');
-      this.#byKey.delete(keyString(history.key));
+    this.#dropCreated(write);
+  }
+
+  /** Keys a write created but left without versions (a rollback, or a put that staged nothing) go again. */
+  #dropCreated(write: PendingWrite): void {
+    for (const entry of write.createdEntries) {
+      if (entry.revisions.length > 0) continue;
+      const removed = this.#keys.remove(entry.key);
+      assert(removed === entry, 'a rolled-back key must be in the index');
+      this.#byKey.delete(entry.key);
     }
   }
 
   #dropEmptyKeys(): void {
-    this.#keys.retain((history) => {
-      if (history.versions.length > 0) return true;
-      this.#byKey.delete(keyString(history.key));
+    this.#keys.retain((entry) => {
+      if (entry.revisions.length > 0) return true;
+      this.#byKey.delete(entry.key);
       return false;
     });
   }
 
-  /**
-   * Every version the store holds, in revision order: what restore() takes back. Used to build
-   * a snapshot for a member that is too far behind to catch up from the log.
-   */
-  persistedVersions(): PersistedVersion[] {
-    const versions: PersistedVersion[] = [];
-    for (const history of this.#keys) {
-      for (const record of history.versions) versions.push({ revision: record.revision, kv: record.kv, tombstone: record.tombstone });
+  // ---- restore (StoreBuilder) ----
+
+  /** Installs what a StoreBuilder assembled; called once, on a fresh store. */
+  static fromBuilt(built: BuiltIndex, options: StoreOptions): MvccStore {
+    const store = new MvccStore(options);
+    store.#keys = SortedKeyList.fromSorted(built.entries);
+    for (const entry of built.entries) store.#byKey.set(entry.key, entry);
+    store.#log = built.log;
+    store.#versionCount = built.versionCount;
+    store.#storedBytes = built.storedBytes;
+    store.#compactedRevision = built.compactedRevision;
+    store.#finishedCompactRevision = built.finishedCompactRevision;
+    store.#currentRevision = built.currentRevision;
+    for (const [key, main, kv] of built.pinned) store.#cache.pin(key, main, kv);
+    return store;
+  }
+}
+
+/** What StoreBuilder hands MvccStore.fromBuilt. */
+interface BuiltIndex {
+  readonly entries: KeyEntry[];
+  readonly log: RevisionLog;
+  readonly versionCount: number;
+  readonly storedBytes: number;
+  readonly compactedRevision: number;
+  readonly finishedCompactRevision: number;
+  readonly currentRevision: number;
+  /** Values kept in memory (memory-only restore). */
+  readonly pinned: [ReturnType<typeof cacheKey>, number, KeyValue][];
+}
+
+interface HeldAtCompaction {
+  readonly revision: Revision;
+  readonly tombstone: boolean;
+  readonly header: RecordHeader;
+  readonly kv: KeyValue | undefined;
+}
+
+/**
+ * Rebuilds the index from stored versions streamed in revision order, checking each against its
+ * key's previous version. Versions at or below the compacted revision may include ones a
+ * compaction dropped but the compactor had not deleted yet (a crash, or a snapshot taken in
+ * between): per key only the newest of them counts, and not at all if it is a tombstone.
+ */
+export class StoreBuilder {
+  readonly #compacted: number;
+  readonly #meta: StoreMeta;
+  readonly #options: StoreOptions;
+  readonly #byKey = new Map<string, KeyEntry>();
+  readonly #log = new RevisionLog();
+  /** Per key, its newest version at or below the compacted revision, until the first version above it. */
+  #atCompaction: Map<string, HeldAtCompaction> | undefined = new Map();
+  #previous: Revision | undefined;
+  #versionCount = 0;
+  #storedBytes = 0;
+  readonly #pinned: [ReturnType<typeof cacheKey>, number, KeyValue][] = [];
+
+  constructor(meta: StoreMeta, options: StoreOptions = {}) {
+    assert(Number.isSafeInteger(meta.compactedRevision) && meta.compactedRevision >= 0, `bad compacted revision ${meta.compactedRevision}`);
+    this.#compacted = meta.compactedRevision;
+    this.#meta = meta;
+    this.#options = options;
+  }
+
+  /** One stored version; kv only when the store keeps values in memory (no reader). */
+  add(revision: Revision, tombstone: boolean, header: RecordHeader, bytes: number, kv?: KeyValue): void {
+    checkRestoredOrder(this.#previous, revision, this.#compacted);
+    this.#previous = revision;
+    // Counted whether or not the index keeps it: level holds it until the compactor deletes it.
+    this.#storedBytes += bytes;
+    assert(header.modRevision === revision.main, `restored version ${revision.main} has modRevision ${header.modRevision}`);
+    if (revision.main <= this.#compacted) {
+      assert(this.#atCompaction !== undefined, 'restored versions must increase');
+      this.#atCompaction.set(header.key, { revision, tombstone, header, kv });
+      return;
     }
-    return versions.sort((a, b) => compareRevisions(a.revision, b.revision));
+    this.#settleCompacted();
+    this.#hold(revision, tombstone, header, kv);
   }
 
-  /** The store's revision counters, as restore() takes them. */
-  get meta(): StoreMeta {
-    return { compactedRevision: this.#compactedRevision, currentRevision: this.#currentRevision };
+  finish(): MvccStore {
+    this.#settleCompacted();
+    const entries = [...this.#byKey.values()].sort((a, b) => (a.key < b.key ? -1 : 1));
+    const last = this.#previous?.main ?? 0;
+    return MvccStore.fromBuilt(
+      {
+        entries,
+        log: this.#log,
+        versionCount: this.#versionCount,
+        storedBytes: this.#storedBytes,
+        compactedRevision: this.#compacted,
+        finishedCompactRevision: Math.min(this.#meta.finishedCompactRevision ?? 0, this.#compacted),
+        currentRevision: Math.max(1, this.#compacted, this.#meta.currentRevision, last),
+        pinned: this.#pinned,
+      },
+      this.#options,
+    );
   }
 
-  // ---- restore ----
-
-  #restore(versions: Iterable<PersistedVersion>, meta: StoreMeta): void {
-    const compacted = meta.compactedRevision;
-    assert(Number.isSafeInteger(compacted) && compacted >= 0, `bad compacted revision ${compacted}`);
-    let previous: Revision | undefined;
-    const histories: KeyHistory[] = [];
-    for (const version of versions) {
-      checkRestoredOrder(previous, version.revision, compacted);
-      previous = version.revision;
-      const history = this.#restoredHistory(version.kv.key, histories);
-      const record = restoredRecord(history, version, compacted);
-      history.versions.push(record);
-      if (record.revision.main >= compacted) this.#history.push(record);
-      this.#sizeBytes += versionBytes(record);
+  /** The first version above the compacted revision: the survivors at or below it join the index. */
+  #settleCompacted(): void {
+    const held = this.#atCompaction;
+    if (held === undefined) return;
+    this.#atCompaction = undefined;
+    // Survivors AT the compacted revision belong in the revision log too, in sub order.
+    const atCompacted: HeldAtCompaction[] = [];
+    for (const version of held.values()) {
+      if (version.tombstone) continue;
+      if (version.revision.main === this.#compacted) atCompacted.push(version);
+      else this.#hold(version.revision, false, version.header, version.kv, false);
     }
-    this.#keys = SortedKeyList.fromSorted(histories.sort((a, b) => compareBytes(a.key, b.key)));
-    this.#compactedRevision = compacted;
-    this.#currentRevision = Math.max(1, compacted, meta.currentRevision, previous?.main ?? 0);
+    atCompacted.sort((a, b) => a.revision.sub - b.revision.sub);
+    for (const version of atCompacted) this.#hold(version.revision, false, version.header, version.kv);
   }
 
-  #restoredHistory(key: Bytes, histories: KeyHistory[]): KeyHistory {
-    const existing = this.#byKey.get(keyString(key));
-    if (existing !== undefined) return existing;
-    const history: KeyHistory = { key, versions: [] };
-    histories.push(history); // sorted once at the end of restore
-    this.#byKey.set(keyString(key), history);
-    return history;
+  #hold(revision: Revision, tombstone: boolean, header: RecordHeader, kv: KeyValue | undefined, logged = true): void {
+    let entry = this.#byKey.get(header.key);
+    const live = entry !== undefined && isLive(entry);
+    if (revision.main <= this.#compacted) {
+      assert(entry === undefined && !tombstone, 'compaction keeps at most one live version per key at or below it');
+    } else if (tombstone) {
+      assert(live, `restored delete of ${JSON.stringify(header.key)} at ${revision.main} has no live version`);
+      assert(header.createRevision === 0 && header.version === 0, 'a restored tombstone must carry no generation');
+    } else if (live) {
+      assert(header.createRevision === entry!.createRevision && header.version === entry!.version + 1, 'restored version breaks its generation');
+    } else {
+      assert(header.createRevision === revision.main && header.version === 1, 'restored create must start a generation');
+    }
+    if (entry === undefined) {
+      entry = newEntry(header.key);
+      this.#byKey.set(header.key, entry);
+    }
+    pushVersion(entry, revision, tombstone);
+    setMeta(entry, tombstone ? NO_GENERATION : { createRevision: header.createRevision, version: header.version, lease: header.lease });
+    if (logged) this.#log.append(revision.main, subCode(revision.sub, tombstone), entry);
+    this.#versionCount++;
+    if (kv !== undefined) this.#pinned.push([cacheKey(revision.main, revision.sub), revision.main, kv]);
   }
 }
 
 // ---- pure helpers ----
 
+function stringRange(range: KeyRange): StringRange {
+  const start = keyString(range.key);
+  if (range.rangeEnd.byteLength === 0) return { start, single: true, end: undefined };
+  return { start, single: false, end: isOpenRangeEnd(range.rangeEnd) ? undefined : keyString(range.rangeEnd) };
+}
+
+function inStringRange(key: string, range: StringRange): boolean {
+  if (range.single) return key === range.start;
+  return key >= range.start && (range.end === undefined || key < range.end);
+}
+
 function compareRevisions(a: Revision, b: Revision): number {
   return a.main !== b.main ? a.main - b.main : a.sub - b.sub;
-}
-
-function latestLive(history: KeyHistory): KeyValue | undefined {
-  const last = history.versions.at(-1);
-  return last === undefined || last.tombstone ? undefined : last.kv;
-}
-
-function visibleAt(history: KeyHistory, revision: number): KeyValue | undefined {
-  const versions = history.versions;
-  let index = versions.length - 1;
-  if (index >= 0 && versions[index]!.revision.main > revision) index = lastAtOrBelow(versions, revision);
-  const record = versions[index];
-  return record === undefined || record.tombstone ? undefined : record.kv;
-}
-
-/** The index of the last version with main <= revision, or -1. */
-function lastAtOrBelow(versions: readonly VersionRecord[], revision: number): number {
-  let low = 0;
-  let high = versions.length;
-  while (low < high) {
-    const middle = (low + high) >>> 1;
-    if (versions[middle]!.revision.main <= revision) low = middle + 1;
-    else high = middle;
-  }
-  return low - 1;
-}
-
-/** The index of the first version with main >= revision. */
-function firstAtOrAbove(versions: readonly VersionRecord[], revision: number): number {
-  return lastAtOrBelow(versions, revision - 1) + 1;
-}
-
-/** Remove from one key what compaction at revision drops; returns the removed versions. */
-function compactVersions(history: KeyHistory, revision: number): VersionRecord[] {
-  const index = lastAtOrBelow(history.versions, revision);
-  if (index < 0) return [];
-  const kept = history.versions[index]!;
-  const removed = history.versions.splice(0, kept.tombstone ? index + 1 : index);
-  // The kept version's predecessor is gone: etcd cannot answer its prevKv either.
-  if (!kept.tombstone) kept.prevKv = undefined;
-  return removed;
-}
-
-/** Keep versions with main > revision, plus those AT revision that compaction retained. */
-function trimHistory(history: VersionRecord[], revision: number, removedAtRevision: ReadonlySet<VersionRecord>): VersionRecord[] {
-  let index = firstAtOrAbove(history, revision);
-  const trimmed: VersionRecord[] = [];
-  for (; index < history.length && history[index]!.revision.main === revision; index++) {
-    const record = history[index]!;
-    if (!removedAtRevision.has(record)) trimmed.push(record);
-  }
-  for (; index < history.length; index++) trimmed.push(history[index]!);
-  return trimmed;
-}
-
-function toEvent(record: VersionRecord): MvccEvent {
-  const type = record.tombstone ? 'delete' : 'put';
-  return record.prevKv === undefined ? { type, kv: record.kv } : { type, kv: record.kv, prevKv: record.prevKv };
-}
-
-function versionBytes(record: VersionRecord): number {
-  return record.kv.key.byteLength + record.kv.value.byteLength + VERSION_OVERHEAD_BYTES;
 }
 
 /** Restored versions come in strictly increasing revision order, contiguous above the compacted revision. */
@@ -632,24 +856,4 @@ function checkRestoredOrder(previous: Revision | undefined, revision: Revision, 
   if (revision.main <= compacted) return; // compaction leaves gaps at and below the compacted revision
   const expectedSub = previous?.main === revision.main ? previous.sub + 1 : 0;
   assert(revision.sub === expectedSub, `restored sub revision ${revision.main}.${revision.sub} is not contiguous`);
-}
-
-/** Rebuild one version and check it against the key's previous one (invariants checked after reading). */
-function restoredRecord(history: KeyHistory, version: PersistedVersion, compacted: number): VersionRecord {
-  const { revision, kv, tombstone } = version;
-  assert(kv.modRevision === revision.main, `restored version ${revision.main} has modRevision ${kv.modRevision}`);
-  const previous = latestLive(history);
-  if (revision.main <= compacted) {
-    assert(history.versions.length === 0 && !tombstone, 'compaction keeps at most one live version per key at or below it');
-    return { revision, kv, tombstone, prevKv: undefined };
-  }
-  if (tombstone) {
-    assert(previous !== undefined, `restored delete of ${keyString(kv.key)} at ${revision.main} has no live version`);
-    assert(kv.createRevision === 0 && kv.version === 0, 'a restored tombstone must carry no generation');
-  } else if (previous !== undefined) {
-    assert(kv.createRevision === previous.createRevision && kv.version === previous.version + 1, 'restored version breaks its generation');
-  } else {
-    assert(kv.createRevision === revision.main && kv.version === 1, 'restored create must start a generation');
-  }
-  return { revision, kv, tombstone, prevKv: previous };
 }

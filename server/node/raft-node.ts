@@ -3,14 +3,20 @@
  *
  *   timer → tick(); proposals/reads/messages → core; then for each Ready, one at a time:
  *   send `messages` → persist (one level batch; fsync when mustSync) → send
- *   `messagesAfterPersist` → apply committed entries (one state batch with the applied index)
- *   → resolve waiters and reads → advance().
+ *   `messagesAfterPersist` → apply committed entries (state batches of bounded size, each with
+ *   the applied index of its last entry) → resolve waiters and reads → advance().
  *
  * Group commit falls out of the loop: every proposal that arrives while a Ready is being
  * persisted lands in the next Ready, so one fsync covers all of them.
+ *
+ * Between Readies level holds exactly the applied state; that is where snapshots for lagging
+ * followers are prepared (node/snapshots.ts), when the core has asked for one.
+ *
+ * A committed entry that cannot be applied stops the member (fail-stop), naming the entry: every
+ * member applies the same entries, so carrying on would serve a state that is not the cluster's.
  */
 import { randomBytes } from 'node:crypto';
-import { GavelError } from '../errors.js';
+import { assert, GavelError } from '../errors.js';
 import type { Logger } from '../log.js';
 import {
   RawNode, decodeConfChange, encodeConfChange, NONE,
@@ -18,13 +24,14 @@ import {
 } from '../raft/index.js';
 import { encodeRequest, type Mutation } from '../apply/request.js';
 import type { ApplyResult, MachineState, StateMachine } from '../apply/state-machine.js';
-import { buildSnapshot, installSnapshot } from '../apply/snapshot.js';
+import { installMarkerOp, installSnapshotFile, pruneSnapshotFiles } from '../apply/snapshot.js';
 import { metaOps, u64Key, type BatchOp, type Storage } from '../storage/layout.js';
 import { compactLogThrough, raftOps } from '../storage/raft-log.js';
 import { encodeAddContext, memberIdFor, type Membership } from '../cluster/membership.js';
 import type { Consensus, MemberInfo, NodeStatus } from './consensus.js';
 import { deferred, type Deferred } from './deferred.js';
 import { ShellStorage } from './shell-storage.js';
+import { MemberSnapshots } from './snapshots.js';
 import type { MemberMetrics } from '../metrics/registry.js';
 
 /** What the node needs from the peer transport. */
@@ -54,6 +61,12 @@ export interface RaftNodeOptions {
   readonly network: PeerNetwork;
   /** Reloads the state machine from the state spaces after a snapshot was installed. */
   readonly reload: () => Promise<MachineState>;
+  /** Prepared snapshots for followers and the files of received ones. */
+  readonly snapshots: Pick<MemberSnapshots, 'prepare'>;
+  /** Where received snapshot files live (pruned after an install). */
+  readonly snapshotDirectory: string;
+  /** Called before a snapshot replaces the state (background work on the old state stops). */
+  readonly beforeRestore?: () => Promise<void>;
   /** Called when a snapshot replaced the state (watchers catch up from the new history). */
   readonly onRestored?: () => void;
   readonly onLeaderChange?: (leader: bigint, isLeader: boolean) => void;
@@ -80,6 +93,20 @@ const MAX_CATCH_UP_ENTRIES = 5000;
 const READ_RETRY_MS = 500;
 /** etcd warns about disk writes and applies slower than this. */
 const SLOW_MS = 100;
+/**
+ * A state batch is written after at most this many entries or level operations: a restart that
+ * replays 100,000 entries, or one lease revoke deleting many keys, never builds one huge batch.
+ */
+const APPLY_BATCH_ENTRIES = 1000;
+const APPLY_BATCH_OPS = 50_000;
+
+/** A committed entry the state machine could not apply: the member must stop. */
+export class ApplyFailure extends Error {
+  constructor(readonly index: number, cause: unknown) {
+    super(`cannot apply committed entry ${index}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = 'ApplyFailure';
+  }
+}
 
 export class RaftNode implements Consensus {
   private readonly rawNode: RawNode;
@@ -389,11 +416,19 @@ export class RaftNode implements Consensus {
       this.processReadies().then(
         () => {
           this.processing = false;
-          if (!this.stopped && this.rawNode.hasReady()) this.scheduleReady();
+          if (this.stopped) return;
+          if (this.options.raftStorage.wantsSnapshot) this.prepareSnapshot();
+          if (this.rawNode.hasReady()) this.scheduleReady();
         },
         (error: unknown) => {
-          // A failed disk write leaves memory and disk disagreeing: stopping is the only safe move.
-          this.options.logger.error('raft loop failed; stopping the member', { error: error instanceof Error ? error.stack : String(error) });
+          // A failed disk write leaves memory and disk disagreeing, and an entry that cannot be
+          // applied leaves this member unable to follow the log: stopping is the only safe move.
+          if (error instanceof ApplyFailure) {
+            const cause = error.cause instanceof Error ? error.cause.stack : String(error.cause);
+            this.options.logger.error('cannot apply a committed entry; stopping the member', { index: error.index, error: cause });
+          } else {
+            this.options.logger.error('raft loop failed; stopping the member', { error: error instanceof Error ? error.stack : String(error) });
+          }
           process.exit(1);
         },
       );
@@ -425,7 +460,7 @@ export class RaftNode implements Consensus {
     if (ready.snapshot) await this.installSnapshot(ready);
     const ops: BatchOp[] = [];
     if (ready.entries.length > 0) {
-      ops.push(...raftOps.entries(ready.entries));
+      for (const op of raftOps.entries(ready.entries)) ops.push(op);
       // New entries may replace a longer conflicting suffix: drop what lies beyond them.
       const newLast = ready.entries[ready.entries.length - 1]!.index;
       for (let index = newLast + 1; index <= storage.lastIndex(); index++) ops.push({ type: 'del', space: 'log', key: u64Key(index) });
@@ -442,55 +477,88 @@ export class RaftNode implements Consensus {
     if (ready.hardState) storage.setHardState(ready.hardState);
   }
 
+  /**
+   * A snapshot from the leader, already verified and synced to a file by the transport. The Raft
+   * metadata, hard state and an install marker land first, in one synced batch; then the state is
+   * rewritten from the file. A crash in between finishes the install at restart from the marker.
+   */
   private async installSnapshot(ready: Ready): Promise<void> {
     const snapshot = ready.snapshot!;
     const meta = snapshot.metadata;
-    this.options.logger.info('installing snapshot from the leader', { index: meta.index, term: meta.term, bytes: snapshot.data.byteLength });
-    await installSnapshot(this.options.storage, snapshot.data, meta.index);
-    // The snapshot's metadata and the Ready's hard state land together (the core also copes
-    // with a stale commit below the snapshot, but there is no reason to leave that window).
-    await this.options.storage.write([raftOps.snapshot(meta), ...(ready.hardState ? [raftOps.hardState(ready.hardState)] : [])], true);
+    const path = MemberSnapshots.fileOf(snapshot.data);
+    assert(path !== undefined, `snapshot ${meta.index} from the leader names no file`);
+    this.options.logger.info('installing snapshot from the leader', { index: meta.index, term: meta.term, file: path });
+    await this.options.beforeRestore?.();
+    await this.options.storage.write([raftOps.snapshot(meta), ...(ready.hardState ? [raftOps.hardState(ready.hardState)] : []), installMarkerOp(path)], true);
+    await installSnapshotFile(this.options.storage, path);
     await compactLogThrough(this.options.storage, meta.index);
     this.options.raftStorage.applySnapshot(snapshot);
     this.options.machine.restore(await this.options.reload());
+    assert(this.options.machine.appliedIndex === meta.index, `snapshot ${meta.index} installed the state at ${this.options.machine.appliedIndex}`);
     this.snapshotIndex = meta.index;
+    await pruneSnapshotFiles(this.options.snapshotDirectory);
     this.syncPeers();
     this.options.onRestored?.();
   }
 
+  /**
+   * Applies committed entries in bounded groups; each group's state changes and applied index go
+   * to level in one batch. Proposers are answered as soon as their entry is applied in memory:
+   * the entry is committed (durable in a quorum's logs) and readers already see it; the state
+   * write only saves replaying it after a restart, and if it fails the member stops.
+   */
   private async applyEntries(entries: readonly Entry[]): Promise<void> {
     const machine = this.options.machine;
-    const ops: BatchOp[] = [];
-    const results: { id: bigint; data: Uint8Array; result: ApplyResult }[] = [];
-    const confApplied: ConfChange[] = [];
-    const applyStarted = performance.now();
+    let ops: BatchOp[] = [];
+    let results: { id: bigint; data: Uint8Array; result: ApplyResult }[] = [];
+    let confApplied: ConfChange[] = [];
+    let grouped = 0;
+    let applyMs = 0;
     for (const entry of entries) {
       if (entry.index <= machine.appliedIndex) continue;
-      if (entry.type === 'confChange') {
-        const change = decodeConfChange(entry.data);
-        this.rawNode.applyConfChange(change);
-        ops.push(...machine.applyConfChange(entry.index, change));
-        confApplied.push(change);
-        continue;
+      const started = performance.now();
+      try {
+        if (entry.type === 'confChange') {
+          const change = decodeConfChange(entry.data);
+          this.rawNode.applyConfChange(change);
+          for (const op of machine.applyConfChange(entry.index, change)) ops.push(op);
+          confApplied.push(change);
+        } else {
+          const applied = machine.apply(entry.index, entry.data);
+          if (applied !== undefined) {
+            for (const op of applied.ops) ops.push(op);
+            results.push({ id: applied.requestId, data: entry.data, result: applied.result });
+          }
+        }
+      } catch (error) {
+        throw new ApplyFailure(entry.index, error);
       }
-      const applied = machine.apply(entry.index, entry.data);
-      if (applied === undefined) continue;
-      ops.push(...applied.ops);
-      results.push({ id: applied.requestId, data: entry.data, result: applied.result });
+      applyMs += performance.now() - started;
+      assert(machine.appliedIndex === entry.index, `applied index ${machine.appliedIndex} after entry ${entry.index}`);
+      if (++grouped >= APPLY_BATCH_ENTRIES || ops.length >= APPLY_BATCH_OPS) {
+        await this.writeApplied(ops, results, confApplied, applyMs, grouped);
+        ops = [];
+        results = [];
+        confApplied = [];
+        grouped = 0;
+        applyMs = 0;
+      }
     }
+    if (grouped > 0) await this.writeApplied(ops, results, confApplied, applyMs, grouped);
+  }
+
+  private async writeApplied(ops: BatchOp[], results: readonly { id: bigint; data: Uint8Array; result: ApplyResult }[], confApplied: readonly ConfChange[], applyMs: number, entries: number): Promise<void> {
+    const machine = this.options.machine;
     ops.push(metaOps.appliedIndex(machine.appliedIndex));
-    const applyMs = performance.now() - applyStarted;
     if (applyMs > SLOW_MS) {
       this.options.metrics?.slowApply.inc();
-      this.options.logger.warn('slow apply', { tookMs: Math.round(applyMs), entries: entries.length });
+      this.options.logger.warn('slow apply', { tookMs: Math.round(applyMs), entries });
     }
-    // Answer the proposers now: their entries are committed (durable in a quorum's logs) and
-    // applied in memory, which readers and watchers already see. The state write below only
-    // saves replaying them after a restart; if it fails the member stops and replays the log.
     for (const { id, data, result } of results) this.resolveWaiter(id, data, result);
     const writeStarted = performance.now();
     await this.options.storage.write(ops, false);
     this.options.metrics?.backendCommit.observe((performance.now() - writeStarted) / 1000);
+    machine.markDurable();
     for (const change of confApplied) this.afterConfChange(change);
   }
 
@@ -651,8 +719,15 @@ export class RaftNode implements Consensus {
     return { voters: members.filter((m) => !m.isLearner).map((m) => m.id), learners: members.filter((m) => m.isLearner).map((m) => m.id) };
   }
 
-  buildSnapshot(): Uint8Array {
-    return buildSnapshot(this.options.machine);
+  /**
+   * The core wants a snapshot for a follower: take one of level as it stands, which between
+   * Readies is exactly the applied state. Its metadata is the applied index's.
+   */
+  private prepareSnapshot(): void {
+    const applied = this.options.machine.appliedIndex;
+    const metadata = { index: applied, term: this.options.raftStorage.term(applied), confState: this.confState() };
+    this.options.raftStorage.prepared(this.options.snapshots.prepare(metadata));
+    // The core retries on the follower's next response; a heartbeat brings one soon.
   }
 
   private refuseWrite(): GavelError | undefined {

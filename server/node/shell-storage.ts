@@ -1,37 +1,34 @@
 /**
- * The log storage the Raft core reads, with one twist: snapshot() is built on demand from the
- * state machine as it stands (at its applied index), not kept as bytes. The core only asks for
- * a snapshot to send to a follower that needs compacted entries, and the applied state is
- * exactly what that follower needs. The recorded snapshot metadata (createSnapshot/
- * applySnapshot) still marks where the log begins.
+ * The log storage the Raft core reads, with one twist: snapshot() never builds a snapshot itself.
+ * The core only asks for one to send to a follower that needs compacted entries; the state it
+ * must carry is level's, and level holds exactly the applied state only between the node's
+ * state writes. So snapshot() answers with the snapshot the node prepared there (prepared()), and
+ * until one exists — or when the one prepared is older than the log's start — it says
+ * 'snapshotTemporarilyUnavailable' and raises wantsSnapshot; the node prepares one after its
+ * next Ready and the core retries on the follower's next response (etcd's raft does the same).
+ * The recorded snapshot metadata (createSnapshot/applySnapshot) still marks where the log begins.
  */
-import { MemoryStorage, type ConfState, type Snapshot } from '../raft/index.js';
-
-export interface SnapshotSource {
-  appliedIndex(): number;
-  confState(): ConfState;
-  build(): Uint8Array;
-}
+import { MemoryStorage, StorageError, type Snapshot } from '../raft/index.js';
 
 export class ShellStorage extends MemoryStorage {
-  private cached: Snapshot | undefined;
+  private ready: Snapshot | undefined;
+  private wanted = false;
 
-  constructor(private readonly source: SnapshotSource) {
-    super();
+  /** The core asked for a snapshot the node has not prepared yet. */
+  get wantsSnapshot(): boolean {
+    return this.wanted;
+  }
+
+  /** A snapshot the node prepared (node/snapshots.ts) at its applied index. */
+  prepared(snapshot: Snapshot): void {
+    this.ready = snapshot;
+    this.wanted = false;
   }
 
   override snapshot(): Snapshot {
     const recorded = super.snapshot();
-    const applied = this.source.appliedIndex();
-    // A snapshot installed from the leader carries its data; one recorded locally (log
-    // compaction, bootstrap) has none and must be built from the state at the applied index.
-    if (applied < recorded.metadata.index) return recorded;
-    if (applied === recorded.metadata.index && recorded.data.byteLength > 0) return recorded;
-    if (this.cached?.metadata.index === applied) return this.cached;
-    this.cached = {
-      metadata: { index: applied, term: this.term(applied), confState: this.source.confState() },
-      data: this.source.build(),
-    };
-    return this.cached;
+    if (this.ready !== undefined && this.ready.metadata.index >= recorded.metadata.index) return this.ready;
+    this.wanted = true;
+    throw new StorageError('snapshotTemporarilyUnavailable');
   }
 }

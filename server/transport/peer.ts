@@ -11,7 +11,7 @@ import { encodeMessage } from './codec.js';
 import { fromServiceError } from './errors.js';
 import { MessageQueue } from './queue.js';
 import { METADATA_CLUSTER_ID, METADATA_FROM, METADATA_TO, peerDefinitions, type ClientMethod, type WireStreamAck } from './service.js';
-import { SnapshotSender, type SnapshotStatus } from './snapshot.js';
+import { SnapshotSender, type SnapshotStatus, type SnapshotStreams } from './snapshot.js';
 import type { TransportMetrics } from './types.js';
 
 export interface PeerLimits {
@@ -40,6 +40,8 @@ export interface PeerEnvironment {
   /** Both must be safe to call from inside send(): the transport defers them. */
   readonly unreachable: (peer: bigint) => void;
   readonly snapshotStatus: (peer: bigint, status: SnapshotStatus) => void;
+  /** Where outgoing snapshots' bytes come from. */
+  readonly snapshotStreams: SnapshotStreams;
 }
 
 type AckStream = grpc.ClientDuplexStream<Uint8Array, WireStreamAck>;
@@ -85,6 +87,7 @@ export class Peer {
       chunkBytes: env.limits.snapshotChunkBytes,
       sentBytes: (bytes) => env.metrics?.sentBytes(id, bytes),
       report: (status) => env.snapshotStatus(id, status),
+      streams: env.snapshotStreams,
       open: (deadlineMs, done) => {
         const { SendSnapshot: m } = peerDefinitions().client;
         return this.client.makeClientStreamRequest<Uint8Array, object>(m.path, m.requestSerialize, m.responseDeserialize, this.metadata(), { deadline: deadlineMs }, (error) => done(error));

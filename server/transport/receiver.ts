@@ -20,7 +20,7 @@ import {
   type WireSnapshotChunk,
   type WireStreamAck,
 } from './service.js';
-import { SnapshotAssembly } from './snapshot.js';
+import { ChunkSequence, type IncomingSnapshot, type SnapshotStreams } from './snapshot.js';
 import type { TransportHandlers, TransportMetrics } from './types.js';
 
 export interface ReceiverEnvironment {
@@ -30,6 +30,8 @@ export interface ReceiverEnvironment {
   readonly handlers: TransportHandlers;
   readonly metrics?: TransportMetrics;
   readonly maxSnapshotBytes: number;
+  /** Where an incoming snapshot's bytes go. */
+  readonly snapshotStreams: SnapshotStreams;
 }
 
 export function peerService(env: ReceiverEnvironment): grpc.UntypedServiceImplementation {
@@ -138,46 +140,71 @@ function receiveSnapshot(
   call: grpc.ServerReadableStream<Framed<WireSnapshotChunk>, object>,
   callback: grpc.sendUnaryData<object>,
 ): void {
-  call.on('error', () => undefined);
   const auth = authenticate(env, call.metadata);
   if (!auth.ok) {
+    call.on('error', () => undefined);
     callback(auth.error);
     return;
   }
   const from = auth.from;
-  const assembly = new SnapshotAssembly(env.maxSnapshotBytes);
+  const sequence = new ChunkSequence(env.maxSnapshotBytes);
+  let incoming: IncomingSnapshot | undefined;
+  // Chunks are written in order, one at a time: the call is paused while a write is under way,
+  // so a fast sender cannot pile chunks up in memory ahead of the disk.
+  let writes: Promise<void> = Promise.resolve();
   let failed = false;
   const fail = (error: ServiceErrorLike): void => {
     if (failed) return;
     failed = true;
+    incoming?.abort();
     env.logger.warn('snapshot receive failed', { peer: from, error: error.details });
     callback(error);
   };
+  call.on('error', () => fail({ code: grpc.status.CANCELLED, details: 'gavel: snapshot stream broke off', message: 'gavel: snapshot stream broke off' }));
   call.on('data', (frame: Framed<WireSnapshotChunk>) => {
     if (failed) return;
     env.metrics?.receivedBytes(from, frame.bytes);
+    let next: ReturnType<ChunkSequence['next']>;
     try {
-      const header = assembly.add(frame.value);
-      // Check the address on the first chunk, before megabytes arrive for nothing.
-      if (header !== undefined && (header.to !== env.memberId || header.from !== from)) {
-        fail({ code: grpc.status.FAILED_PRECONDITION, details: 'gavel: member id mismatch', message: 'gavel: member id mismatch' });
-      }
-    } catch (error) {
-      fail(toServiceError(error));
-    }
-  });
-  call.on('end', () => {
-    if (failed) return;
-    let m: SnapMessage;
-    try {
-      m = assembly.finish();
+      next = sequence.next(frame.value);
     } catch (error) {
       fail(toServiceError(error));
       return;
     }
-    env.logger.info('snapshot received', { peer: from, index: m.snapshot.metadata.index, bytes: m.snapshot.data.length });
-    env.handlers.onMessage(m);
-    callback(null, {});
+    if (next.header !== undefined) {
+      // Check the address on the first chunk, before megabytes arrive for nothing.
+      if (next.header.to !== env.memberId || next.header.from !== from) {
+        fail({ code: grpc.status.FAILED_PRECONDITION, details: 'gavel: member id mismatch', message: 'gavel: member id mismatch' });
+        return;
+      }
+      incoming = env.snapshotStreams.receive(next.header, next.announcedBytes);
+    }
+    const target = incoming!;
+    const data = next.data;
+    call.pause();
+    writes = writes.then(() => target.write(data)).then(
+      () => {
+        if (!failed) call.resume();
+      },
+      (error: unknown) => fail(toServiceError(error)),
+    );
+  });
+  call.on('end', () => {
+    void writes.then(async () => {
+      if (failed) return;
+      let m: SnapMessage;
+      try {
+        const header = sequence.end();
+        const data = await incoming!.finish();
+        m = { ...header, snapshot: { metadata: header.snapshot.metadata, data } };
+      } catch (error) {
+        fail(toServiceError(error));
+        return;
+      }
+      env.logger.info('snapshot received', { peer: from, index: m.snapshot.metadata.index, bytes: sequence.receivedBytes });
+      env.handlers.onMessage(m);
+      callback(null, {});
+    });
   });
 }
 

@@ -17,7 +17,7 @@ import { channelCredentials, serverCredentials, type TlsMaterial } from '../tls.
 import { Peer, type PeerEnvironment, type PeerLimits } from './peer.js';
 import { peerService } from './receiver.js';
 import { peerDefinitions } from './service.js';
-import type { SnapshotStatus } from './snapshot.js';
+import { memorySnapshotStreams, type SnapshotStatus, type SnapshotStreams } from './snapshot.js';
 import type { LeaseTimeToLive, TransportHandlers, TransportMetrics } from './types.js';
 
 export type { LeaseTimeToLive, TransportHandlers, TransportMetrics } from './types.js';
@@ -40,6 +40,8 @@ export interface PeerTransportOptions extends Partial<PeerLimits> {
   readonly metrics?: TransportMetrics;
   /** Largest snapshot this member accepts; default: the largest Buffer. */
   readonly maxSnapshotBytes?: number;
+  /** Where snapshots' bytes come from and go to; default: the message's data field, in memory. */
+  readonly snapshotStreams?: SnapshotStreams;
   /** Jitter source for the back-off; default Math.random. */
   readonly random?: () => number;
 }
@@ -64,9 +66,11 @@ export class PeerTransport {
   private readonly peerEnv: PeerEnvironment;
   private server: grpc.Server | undefined;
   private stopped = false;
+  private readonly snapshotStreams: SnapshotStreams;
 
   constructor(private readonly options: PeerTransportOptions) {
     this.logger = options.logger.child({ component: 'transport' });
+    this.snapshotStreams = options.snapshotStreams ?? memorySnapshotStreams(options.maxSnapshotBytes ?? bufferConstants.MAX_LENGTH);
     const limits = { ...DEFAULT_PEER_LIMITS, ...definedLimits(options) };
     assert(limits.maxBatchBytes > 0 && limits.maxBatchBytes <= MAX_RECEIVE_BYTES / 2, 'maxBatchBytes out of range');
     assert(limits.snapshotChunkBytes > 0 && limits.snapshotChunkBytes <= MAX_RECEIVE_BYTES / 2, 'snapshotChunkBytes out of range');
@@ -84,6 +88,7 @@ export class PeerTransport {
         this.later(() => options.onUnreachable?.(peer));
       },
       snapshotStatus: (peer, status) => this.later(() => options.onSnapshotStatus?.(peer, status)),
+      snapshotStreams: this.snapshotStreams,
     };
   }
 
@@ -104,6 +109,7 @@ export class PeerTransport {
         handlers: this.options.handlers,
         ...(this.options.metrics === undefined ? {} : { metrics: this.options.metrics }),
         maxSnapshotBytes: this.options.maxSnapshotBytes ?? bufferConstants.MAX_LENGTH,
+        snapshotStreams: this.snapshotStreams,
       }),
     );
     this.server = server;

@@ -100,18 +100,22 @@ describe('restart bugs found by the simulator', () => {
 });
 
 describe('shell bugs found while reading the real shell for the simulator', () => {
-  it('ShellStorage.snapshot() builds the data right after a local snapshot recorded without it', () => {
-    // Goal: raft-node.ts maybeSnapshot records createSnapshot(applied, conf, EMPTY data); until
-    // the next entry was applied, snapshot() used to return that recorded snapshot, so a lagging
-    // follower was sent empty data and its installSnapshot() asserted "not a gavel snapshot".
-    let applied = 1;
+  it('ShellStorage.snapshot() never hands out a locally recorded snapshot without data', () => {
+    // Goal: raft-node.ts maybeSnapshot records createSnapshot(applied, conf, EMPTY data); snapshot()
+    // once returned that recorded snapshot, so a lagging follower was sent empty data. Now only a
+    // snapshot the node prepared (with its state) is handed out, and one older than the log's start
+    // is not: until a fresh one exists the core hears 'temporarily unavailable' and retries.
     const confState = { voters: [1n], learners: [] };
-    const storage = new ShellStorage({ appliedIndex: () => applied, confState: () => confState, build: () => new Uint8Array([1, 2, 3]) });
+    const storage = new ShellStorage();
     storage.applySnapshot(bootstrapStorage(confState).snapshot());
     storage.append([2, 3, 4].map((index) => ({ term: 1, index, type: 'normal' as const, data: new Uint8Array(0) })));
-    applied = 4;
+    storage.prepared({ metadata: { index: 3, term: 1, confState }, data: new Uint8Array([9]) });
     storage.createSnapshot(4, confState, new Uint8Array(0)); // what maybeSnapshot does
     storage.compact(3);
+    expect(() => storage.snapshot()).toThrow(/snapshotTemporarilyUnavailable/);
+    expect(storage.wantsSnapshot).toBe(true);
+    storage.prepared({ metadata: { index: 4, term: 1, confState }, data: new Uint8Array([1, 2, 3]) });
+    expect(storage.wantsSnapshot).toBe(false);
     expect(storage.snapshot().metadata.index).toBe(4);
     expect(storage.snapshot().data).toEqual(new Uint8Array([1, 2, 3]));
   });

@@ -8,7 +8,7 @@ import { Storage, metaOps } from '../../server/storage/layout.js';
 import { loadMachineState } from '../../server/apply/load.js';
 import { StateMachine, type ApplyResult } from '../../server/apply/state-machine.js';
 import { encodeRequest, type Mutation } from '../../server/apply/request.js';
-import { buildSnapshot, installSnapshot } from '../../server/apply/snapshot.js';
+import { installSnapshotFile, saveSnapshot } from '../../server/apply/snapshot.js';
 import { lockKey } from '../../server/coordinator/coordinator.js';
 
 const dirs: string[] = [];
@@ -81,7 +81,10 @@ describe('the coordinator in the state machine', () => {
 
     // Snapshot to another member's storage.
     const other = await openStorage();
-    await installSnapshot(other, buildSnapshot(machine), machine.appliedIndex);
+    const file = join(mkdtempSync(join(tmpdir(), 'gavel-snapshot-')), 'state.gvsnap');
+    dirs.push(join(file, '..'));
+    await saveSnapshot(storage, file);
+    await installSnapshotFile(other, file);
     const installed = new StateMachine(await loadMachineState(other, options));
     expect(installed.appliedIndex).toBe(machine.appliedIndex);
     expect(picture(installed)).toEqual(picture(machine));

@@ -7,6 +7,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { changesToBatch, KV_SUBLEVEL, loadStore, META_SUBLEVEL, SUBLEVEL_OPTIONS, toLevelOps } from '../../server/mvcc/backend.js';
 import { deleteRangeRequest, putRequest, rangeRequest, txnRequest } from '../../server/mvcc/requests.js';
 import { MvccStore, type WriteResult } from '../../server/mvcc/store.js';
+import { Compactor } from '../../server/mvcc/compactor.js';
+import { silentLogger } from '../../server/log.js';
 import type { MvccStore as StoreType } from '../../server/mvcc/store.js';
 
 const b = (text: string): Uint8Array => new TextEncoder().encode(text);
@@ -58,6 +60,20 @@ describe('persistence through level', () => {
     await rm(directory, { recursive: true, force: true });
   });
 
+  /** The member's compactor, run to the end against this database. */
+  async function compactLevel(store: StoreType): Promise<void> {
+    const compactor = new Compactor({
+      kv: opened!.kv,
+      write: (ops) => opened!.db.batch(toLevelOps(ops, { kv: opened!.kv, kvmeta: opened!.meta })),
+      store: () => store,
+      logger: silentLogger,
+      batchRecords: 2,
+      pauseMs: 0,
+    });
+    compactor.schedule(store.compactedRevision);
+    await compactor.idle();
+  }
+
   async function reopen(): Promise<StoreType> {
     await opened?.db.close();
     opened = open(directory);
@@ -87,10 +103,19 @@ describe('persistence through level', () => {
     expect(observe(reloaded)).toEqual(compacted);
     expect(reloaded.compactedRevision).toBe(5);
 
-    // The removed versions are physically gone from level.
-    let stored = 0;
-    for await (const _entry of opened!.kv.iterator()) stored++;
-    expect(stored).toBe(5); // a@4, c@6.0, b@6.1, ''@7, c@8
+    // The dropped versions stay in level until the compactor deletes them; a reload ignores them.
+    const count = async (): Promise<number> => {
+      let stored = 0;
+      for await (const _entry of opened!.kv.iterator()) stored++;
+      return stored;
+    };
+    expect(await count()).toBe(8);
+    await compactLevel(store);
+    expect(await count()).toBe(5); // a@4, c@6.0, b@6.1, ''@7, c@8
+    expect(store.finishedCompactRevision).toBe(5);
+    const after = await reopen();
+    expect(observe(after)).toEqual(observe(store));
+    expect(after.finishedCompactRevision).toBe(5);
   });
 
   it('remembers the current revision after compacting a fully deleted store', async () => {
@@ -101,6 +126,8 @@ describe('persistence through level', () => {
     await persist(opened, store.put(putRequest(b('a'), b('2')), allLeases));
     await persist(opened, store.deleteRange(deleteRangeRequest(b('a'))));
     await persist(opened, store.compact(4));
+    await compactLevel(store);
+    expect(store.sizeBytes).toBe(0);
     const reloaded = await reopen();
     expect(reloaded.currentRevision).toBe(4);
     expect(reloaded.compactedRevision).toBe(4);

@@ -3,14 +3,15 @@ import { describe, expect, it } from 'vitest';
 import { SortedKeyList } from '../../server/mvcc/sorted-key-list.js';
 
 interface Item {
-  readonly key: Uint8Array;
+  readonly key: string;
   readonly id: number;
 }
 
-function keyOf(n: number): Uint8Array {
-  const bytes = new Uint8Array(4);
-  new DataView(bytes.buffer).setUint32(0, n);
-  return bytes;
+/** Big-endian bytes as a latin1 image: string order is numeric order. */
+function keyOf(n: number): string {
+  const bytes = Buffer.alloc(4);
+  bytes.writeUInt32BE(n);
+  return bytes.toString('latin1');
 }
 
 describe('SortedKeyList', () => {
@@ -43,7 +44,7 @@ describe('SortedKeyList', () => {
       from.push(item);
       return from.length < 50;
     });
-    expect(from).toEqual(sorted().filter((item) => new DataView(item!.key.buffer).getUint32(0) >= 1000).slice(0, 50));
+    expect(from).toEqual(sorted().filter((item) => Buffer.from(item!.key, 'latin1').readUInt32BE(0) >= 1000).slice(0, 50));
     list.retain((item) => item.id % 2 === 0);
     for (const [n, item] of model) if (item.id % 2 !== 0) model.delete(n);
     expect([...list]).toEqual(sorted());

@@ -1,0 +1,77 @@
+/**
+ * Writes a long MVCC history into a stopped gavel member's data dir, through the member's own
+ * state machine: each revision is a put request applied by StateMachine.apply (the real apply
+ * path), its level operations written as the node writes them, and the Raft log ends in a
+ * snapshot at the last index, as after a local snapshot and log compaction. A restarted member
+ * then serves that history — 300,000 revisions in seconds, where putting them over gRPC would
+ * take minutes. Used by the compaction regression test and benchmark.
+ */
+import { randomBytes } from 'node:crypto';
+import { encodeRequest } from '../../server/apply/request.js';
+import { loadMachineState } from '../../server/apply/load.js';
+import { StateMachine } from '../../server/apply/state-machine.js';
+import { confStateOf } from '../../server/cluster/bootstrap.js';
+import { systemClock } from '../../server/clock.js';
+import { metaOps, type BatchOp, Storage } from '../../server/storage/layout.js';
+import { compactLogThrough, loadRaftState, raftOps } from '../../server/storage/raft-log.js';
+
+export interface HistoryOptions {
+  readonly revisions: number;
+  /** Keys key-000000 ... written round-robin. */
+  readonly keys: number;
+  readonly valueBytes: number;
+  /** Entries per level batch; default 1000. */
+  readonly batch?: number;
+}
+
+export interface History {
+  /** The store's revision after the last put. */
+  readonly lastRevision: number;
+  readonly firstRevision: number;
+}
+
+export function historyKey(index: number): string {
+  return `key-${String(index).padStart(6, '0')}`;
+}
+
+export async function appendHistory(dataDir: string, options: HistoryOptions): Promise<History> {
+  const storage = await Storage.open(dataDir);
+  try {
+    const machine = new StateMachine(await loadMachineState(storage, { minLeaseTtlSeconds: 1, clock: systemClock }));
+    const raft = await loadRaftState(storage);
+    if (raft.hardState === undefined) throw new Error(`${dataDir} holds no member (start and stop one there first)`);
+    const lastLogIndex = raft.entries.at(-1)?.index ?? raft.snapshot?.index ?? 0;
+    if (machine.appliedIndex !== lastLogIndex || raft.hardState.commit !== lastLogIndex) {
+      throw new Error(`stop the member cleanly first: applied ${machine.appliedIndex}, commit ${raft.hardState.commit}, log ends at ${lastLogIndex}`);
+    }
+    const firstRevision = machine.store.currentRevision + 1;
+    // Values that do not compress, so level's size on disk tracks the history held.
+    const noise = randomBytes(1 << 20);
+    const batch = options.batch ?? 1000;
+    let index = lastLogIndex;
+    for (let done = 0; done < options.revisions; ) {
+      const ops: BatchOp[] = [];
+      for (const end = Math.min(options.revisions, done + batch); done < end; done++) {
+        index++;
+        const key = Buffer.from(historyKey(done % options.keys));
+        const start = (done * 7919) % (noise.length - options.valueBytes);
+        const value = noise.subarray(start, start + options.valueBytes);
+        const data = encodeRequest(BigInt(index), { put: { key, value, lease: '0', prev_kv: false, ignore_value: false, ignore_lease: false } });
+        const applied = machine.apply(index, data);
+        if (applied === undefined || applied.result.type !== 'put') throw new Error(`entry ${index} did not apply as a put`);
+        for (const op of applied.ops) ops.push(op);
+      }
+      ops.push(metaOps.appliedIndex(machine.appliedIndex));
+      await storage.write(ops, false);
+      machine.markDurable();
+    }
+    // The log ends where the state does: a snapshot at the last index, as a local snapshot leaves it.
+    const term = raft.hardState.term;
+    const metadata = { index, term, confState: confStateOf(machine.membership) };
+    await storage.write([raftOps.snapshot(metadata), raftOps.hardState({ ...raft.hardState, commit: index })], true);
+    await compactLogThrough(storage, index);
+    return { firstRevision, lastRevision: machine.store.currentRevision };
+  } finally {
+    await storage.close();
+  }
+}
