@@ -76,7 +76,23 @@ export class Storage {
   async defragment(): Promise<void> {
     // `level` resolves to classic-level on Node, which has compactRange; its browser-neutral type does not say so.
     const db = this.db as unknown as { compactRange(start: Uint8Array, end: Uint8Array): Promise<void> };
-    await db.compactRange(new Uint8Array([0]), new Uint8Array(64).fill(0xff));
+    const first = new Uint8Array([0]);
+    const last = new Uint8Array(64).fill(0xff);
+    await db.compactRange(first, last);
+    // LevelDB compacts only down to the deepest level that held files BEFORE it flushed the
+    // memtable, and a fresh database's first flush goes straight to level 2: that table, with
+    // every overwritten and deleted record in it, would never be rewritten. A put and delete of
+    // the range's two ends (outside every space) makes the next flush span all of level 2, so the
+    // second pass merges through it and drops what is dead.
+    await this.db.batch([
+      { type: 'put', key: first, value: new Uint8Array(0) },
+      { type: 'put', key: last, value: new Uint8Array(0) },
+    ]);
+    await this.db.batch([
+      { type: 'del', key: first },
+      { type: 'del', key: last },
+    ]);
+    await db.compactRange(first, last);
   }
 
   /** Sum of the database files' sizes. */
