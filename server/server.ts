@@ -5,7 +5,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Config } from './config.js';
-import { listenHost } from './config.js';
+import { autoCompactionOf, listenHost } from './config.js';
 import type { Logger } from './log.js';
 import { systemClock, type Clock } from './clock.js';
 import { Storage } from './storage/layout.js';
@@ -39,6 +39,8 @@ import { clusterService, maintenanceService } from './api/maintenance.js';
 import { authService } from './api/auth.js';
 import { coordinatorService } from './api/coordinator.js';
 import { CoordinatorStats } from './coordinator/stats.js';
+import { createCompactionPolicy, describeAutoCompaction } from './mvcc/auto-compaction.js';
+import { AutoCompactor } from './node/auto-compactor.js';
 
 /** gRPC may carry a little more than a request's payload (etcd allows 512 KiB of overhead). */
 const GRPC_OVERHEAD_BYTES = 512 * 1024;
@@ -66,6 +68,8 @@ export class Member {
   private closing: Promise<void> | undefined;
   /** Coordinator figures for metrics: holders, waiters, queue length per lock, sequencer rejections. */
   coordinatorStats!: CoordinatorStats;
+  /** --auto-compaction-*: undefined when off. */
+  private autoCompactor: AutoCompactor | undefined;
 
   private constructor(
     readonly config: Config,
@@ -209,6 +213,7 @@ export class Member {
     const member = new Member(config, logger, storage, machine, node, transport, watchHub, grpcServer, addresses, clientUrls, http.servers, metrics);
     memberRef = member;
     member.coordinatorStats = coordinatorStats;
+    member.autoCompactor = createAutoCompactor(config, machine, node, logger, clock);
     node.start();
     member.startLoops();
     // Like etcd, announce readiness once this member's name and client URLs are in the registry
@@ -233,6 +238,7 @@ export class Member {
     this.timers.push(setInterval(() => this.endLockDelays(), LOCK_DELAY_CHECK_MS));
     this.timers.push(setInterval(() => this.checkpointLeases(), this.config.leaseCheckpointIntervalMs));
     for (const timer of this.timers) timer.unref();
+    this.autoCompactor?.start();
   }
 
   /** etcd's publish: once a leader exists, record this member's name and client URLs in the registry. */
@@ -320,6 +326,7 @@ export class Member {
 
   private async doClose(): Promise<void> {
     for (const timer of this.timers) clearInterval(timer);
+    this.autoCompactor?.stop();
     // Hand leadership over while the transport still runs, then stop taking requests.
     await this.node.close();
     await new Promise<void>((resolve) => {
@@ -338,6 +345,23 @@ export class Member {
     await this.storage.close();
     this.logger.info('member stopped');
   }
+}
+
+/**
+ * --auto-compaction-*: every member runs the policy's clock (followers keep sampling revisions);
+ * only the leader proposes. Undefined when auto-compaction is off.
+ */
+function createAutoCompactor(config: Config, machine: StateMachine, node: RaftNode, logger: Logger, clock: Clock): AutoCompactor | undefined {
+  const settings = autoCompactionOf(config);
+  logger.info('auto compaction', { setting: describeAutoCompaction(settings) });
+  if (settings === undefined) return undefined;
+  return new AutoCompactor({
+    policy: createCompactionPolicy(settings, clock, machine.store.currentRevision),
+    view: () => ({ currentRevision: machine.store.currentRevision, compactedRevision: machine.store.compactedRevision, isLeader: node.isLeader() }),
+    propose: (revision) => node.propose({ compaction: { revision: String(revision), physical: false } }),
+    logger: logger.child({ component: 'compactor' }),
+    clock,
+  });
 }
 
 function addServices(server: grpc.Server, ctx: ApiContext, metrics: MemberMetrics, coordinatorStats: CoordinatorStats): void {
