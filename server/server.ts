@@ -41,6 +41,8 @@ import { coordinatorService } from './api/coordinator.js';
 import { CoordinatorStats } from './coordinator/stats.js';
 import { createCompactionPolicy, describeAutoCompaction } from './mvcc/auto-compaction.js';
 import { AutoCompactor } from './node/auto-compactor.js';
+import { DiskSizeCache, logQuota, QuotaGuard, withQuota } from './api/quota.js';
+import { effectiveQuotaBytes, MAX_SUGGESTED_QUOTA_BYTES } from './alarm/quota.js';
 
 /** gRPC may carry a little more than a request's payload (etcd allows 512 KiB of overhead). */
 const GRPC_OVERHEAD_BYTES = 512 * 1024;
@@ -101,6 +103,8 @@ export class Member {
   private static async startOn(storage: Storage, config: Config, logger: Logger, events: MemberEvents, clock: Clock, tls: MemberTls): Promise<Member> {
     const loadOptions = { minLeaseTtlSeconds: minLeaseTtlSeconds(config.electionTimeoutMs, config.heartbeatIntervalMs), clock, authTokenTtlSeconds: config.authTokenTtlSeconds };
     const machine = new StateMachine(await loadMachineState(storage, loadOptions));
+    const quotaBytes = effectiveQuotaBytes(config.quotaBackendBytes);
+    logQuota(logger, config.quotaBackendBytes, quotaBytes, MAX_SUGGESTED_QUOTA_BYTES);
     let node: RaftNode | undefined;
     let memberRef: Member | undefined;
     const raftStorage = new ShellStorage({
@@ -130,6 +134,7 @@ export class Member {
       pendingProposals: () => node?.pendingProposals() ?? 0,
       dbSizeBytes: () => storage.diskSizeBytes(),
       keyCount: () => machine.store.keyCount,
+      quotaBackendBytes: () => (quotaBytes === Number.POSITIVE_INFINITY ? config.quotaBackendBytes : quotaBytes),
       lockNames: new Set(config.metricsLockNames.split(',').filter((n) => n.length > 0)),
     });
     const hex = (peer: bigint): string => peer.toString(16);
@@ -189,10 +194,16 @@ export class Member {
       'grpc.max_send_message_length': -1,
       'grpc.max_concurrent_streams': config.maxConcurrentStreams,
     });
-    const ctx: ApiContext = { config, node, machine, watchHub, logger, diskSizeBytes: () => storage.diskSizeBytes(), defragment: () => storage.defragment(), lockMetrics: metrics.locks };
+    const diskSize = new DiskSizeCache(() => storage.diskSizeBytes(), clock);
+    // A defragmentation shrinks the database: the quota must not judge by the size before it.
+    const defragment = async (): Promise<void> => {
+      await storage.defragment();
+      diskSize.invalidate();
+    };
+    const ctx: ApiContext = { config, node, machine, watchHub, logger, diskSizeBytes: () => storage.diskSizeBytes(), defragment, lockMetrics: metrics.locks };
     const coordinatorStats = new CoordinatorStats(() => machine.coordinator);
     metrics.locks.attachCoordinator(coordinatorStats);
-    addServices(grpcServer, ctx, metrics, coordinatorStats);
+    addServices(grpcServer, ctx, metrics, coordinatorStats, new QuotaGuard(ctx, diskSize, quotaBytes));
     const addresses = await bindAll(grpcServer, config, tls.client);
     const clientUrls = config.advertiseClientUrls.map((url, i) => withPort(url, addresses[i] ?? addresses[0] ?? ''));
     const startCommit = node.status().commitIndex;
@@ -364,11 +375,12 @@ function createAutoCompactor(config: Config, machine: StateMachine, node: RaftNo
   });
 }
 
-function addServices(server: grpc.Server, ctx: ApiContext, metrics: MemberMetrics, coordinatorStats: CoordinatorStats): void {
+function addServices(server: grpc.Server, ctx: ApiContext, metrics: MemberMetrics, coordinatorStats: CoordinatorStats, quota: QuotaGuard): void {
+  // Put, Txn and LeaseGrant pass the space quota first (etcd's quotaKVServer, quotaLeaseServer).
   const core = new Map<ServiceName, grpc.UntypedServiceImplementation>([
-    ['etcdserverpb.KV', kvService(ctx)],
+    ['etcdserverpb.KV', withQuota(kvService(ctx), quota)],
     ['etcdserverpb.Watch', watchService(ctx)],
-    ['etcdserverpb.Lease', leaseService(ctx)],
+    ['etcdserverpb.Lease', withQuota(leaseService(ctx), quota)],
     ['etcdserverpb.Maintenance', maintenanceService(ctx)],
     ['etcdserverpb.Cluster', clusterService(ctx)],
   ]);

@@ -1,6 +1,6 @@
 /**
  * State-machine snapshots for members too far behind to catch up from the log. A snapshot is the
- * list of level records of the state spaces (kv, kvmeta, lease, coord, auth, and the members registry) as of
+ * list of level records of the state spaces (kv, kvmeta, lease, coord, auth, alarm, and the members registry) as of
  * the applied index, built from memory so it is consistent. Installing one clears those spaces,
  * writes the records and reloads the state with the same loaders a restart uses: one path.
  */
@@ -10,10 +10,11 @@ import type { StoreChange } from '../mvcc/store-change.js';
 import { leaseOps, metaOps, SPACES, type BatchOp, type Space, type Storage } from '../storage/layout.js';
 import type { StateMachine } from './state-machine.js';
 import { authRecords } from '../auth/records.js';
+import { alarmRecords } from '../alarm/alarms.js';
 
 const MAGIC = 0x47565331; // "GVS1"
 /** The spaces a snapshot replaces; 'log' and 'raft' belong to Raft, 'meta' holds identity too. */
-const STATE_SPACES: readonly Space[] = ['kv', 'kvmeta', 'lease', 'coord', 'auth'];
+const STATE_SPACES: readonly Space[] = ['kv', 'kvmeta', 'lease', 'coord', 'auth', 'alarm'];
 
 export function buildSnapshot(machine: StateMachine): Uint8Array {
   const ops: BatchOp[] = [];
@@ -24,6 +25,7 @@ export function buildSnapshot(machine: StateMachine): Uint8Array {
   ops.push(...machine.membership.ops());
   ops.push(...machine.coordinator.records());
   ops.push(...authRecords(machine.auth.store));
+  ops.push(...alarmRecords(machine.alarms));
   return encodeOps(ops);
 }
 

@@ -10,6 +10,7 @@
  *   meta   applied index, member id, cluster id
  *   coord  the coordinator's locks, places and last fencing token (server/coordinator/records.ts)
  *   auth   users, roles, whether auth is enabled, auth revision (server/auth/records.ts)
+ *   alarm  raised alarms, key = member id (u64) + alarm type (u8), empty value (server/alarm/alarms.ts)
  *
  * Every change is a BatchOp; one writer turns a list of them into one level batch, so a state
  * change and the applied index that records it land together.
@@ -19,9 +20,9 @@ import { join } from 'node:path';
 import { Level } from 'level';
 import type { AbstractSublevel } from 'abstract-level';
 
-export type Space = 'log' | 'raft' | 'kv' | 'kvmeta' | 'lease' | 'meta' | 'coord' | 'auth';
+export type Space = 'log' | 'raft' | 'kv' | 'kvmeta' | 'lease' | 'meta' | 'coord' | 'auth' | 'alarm';
 /** Snapshots name a record's space by its index here: append new spaces, never reorder. */
-export const SPACES: readonly Space[] = ['log', 'raft', 'kv', 'kvmeta', 'lease', 'meta', 'coord', 'auth'];
+export const SPACES: readonly Space[] = ['log', 'raft', 'kv', 'kvmeta', 'lease', 'meta', 'coord', 'auth', 'alarm'];
 
 export type BatchOp =
   | { readonly type: 'put'; readonly space: Space; readonly key: Uint8Array; readonly value: Uint8Array }
