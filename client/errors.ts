@@ -28,6 +28,8 @@ export type ClientErrorCode =
   | 'PermissionDenied'
   | 'Unauthenticated'
   | 'ResourceExhausted'
+  /** The cluster's space quota is exhausted (NOSPACE alarm): writes fail until an operator compacts, defragments and disarms. */
+  | 'NoSpace'
   | 'Unimplemented'
   | 'NotFound'
   | 'FailedPrecondition'
@@ -82,6 +84,7 @@ export class InvalidArgumentError extends errorClass('InvalidArgument') {}
 export class PermissionDeniedError extends errorClass('PermissionDenied') {}
 export class UnauthenticatedError extends errorClass('Unauthenticated') {}
 export class ResourceExhaustedError extends errorClass('ResourceExhausted') {}
+export class NoSpaceError extends errorClass('NoSpace') {}
 export class UnimplementedError extends errorClass('Unimplemented') {}
 export class NotFoundError extends errorClass('NotFound') {}
 export class FailedPreconditionError extends errorClass('FailedPrecondition') {}
@@ -108,6 +111,7 @@ const BY_SERVER_CODE: Partial<Record<GavelErrorCode, ErrorConstructor>> = {
   LeaderChanged: LeaderChangedError,
   Timeout: TimeoutError,
   TooManyRequests: ResourceExhaustedError,
+  NoSpace: NoSpaceError,
   Stopped: UnavailableError,
   LockBusy: LockBusyError,
   // The coordinator's (gavel.v1.Coordinator) own answers.

@@ -2,6 +2,8 @@
  * One Config with explicit defaults and validate(). Flag names are etcd's where the meaning is
  * the same, so scripts written for etcd keep working.
  */
+import { parseAutoCompaction, type AutoCompactionSettings } from './mvcc/auto-compaction.js';
+
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
 export interface Config {
@@ -45,6 +47,12 @@ export interface Config {
   readonly authToken: string;
   /** --auth-token-ttl: a simple token lives this long after its last use on a member. */
   readonly authTokenTtlSeconds: number;
+  /** --auto-compaction-mode: 'periodic' or 'revision' (etcd's; checked by validate()). */
+  readonly autoCompactionMode: string;
+  /** --auto-compaction-retention as given: hours or a Go duration (periodic), revisions (revision); '0' = off. */
+  readonly autoCompactionRetention: string;
+  /** --quota-backend-bytes: 0 = etcd's default of 2 GiB, negative = no quota. */
+  readonly quotaBackendBytes: number;
 }
 
 /** 'bool' follows Go's flag package, as etcd does: `--flag` alone is true, else `--flag=true|false`. */
@@ -57,6 +65,8 @@ interface FlagSpec {
   readonly help: string;
   readonly choices?: readonly string[];
   readonly min?: number;
+  /** 'int' only: a leading minus sign is allowed (--quota-backend-bytes -1 turns the quota off, as etcd). */
+  readonly signed?: boolean;
 }
 
 const FLAGS: readonly FlagSpec[] = [
@@ -98,6 +108,25 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'peer-client-cert-auth', kind: 'bool', field: 'peerClientCertAuth', help: 'refuse peers without a certificate signed by --peer-trusted-ca-file' },
   { name: 'auth-token', kind: 'string', field: 'authToken', help: "type of the tokens Authenticate issues: 'simple' (etcd's jwt is not supported)" },
   { name: 'auth-token-ttl', kind: 'int', field: 'authTokenTtlSeconds', min: 1, help: 'seconds a simple token stays valid after its last use' },
+  {
+    name: 'auto-compaction-mode',
+    kind: 'string',
+    field: 'autoCompactionMode',
+    help: "'periodic': keep the history of the last --auto-compaction-retention (a duration); 'revision': keep the last --auto-compaction-retention revisions, compacting every 5 minutes. Only the leader compacts",
+  },
+  {
+    name: 'auto-compaction-retention',
+    kind: 'string',
+    field: 'autoCompactionRetention',
+    help: "history to keep: periodic mode takes a duration ('30m', '1h30m') or a bare number of hours; revision mode takes a number of revisions; '0' turns auto-compaction off (etcd's default). gavel's default keeps 5 minutes: longer than a lock session lives without keep-alives",
+  },
+  {
+    name: 'quota-backend-bytes',
+    kind: 'int',
+    field: 'quotaBackendBytes',
+    signed: true,
+    help: 'raise the NOSPACE alarm and refuse writes when the database on disk would exceed this many bytes; 0 means the default of 2 GiB (etcd\'s), negative means no quota; above 8 GiB is allowed with a warning',
+  },
   { name: 'metrics-lock-names', kind: 'string', field: 'metricsLockNames', help: 'comma-separated lock names that get their own name label on the gavel_lock_* metrics (others count as "other"; keeps label cardinality bounded)' },
 ];
 
@@ -136,6 +165,9 @@ export function defaultConfig(): Config {
     peerClientCertAuth: false,
     authToken: 'simple',
     authTokenTtlSeconds: 300,
+    autoCompactionMode: 'periodic',
+    autoCompactionRetention: '5m',
+    quotaBackendBytes: 0,
   };
 }
 
@@ -168,6 +200,10 @@ export function parseArgs(argv: readonly string[]): ParseResult {
   // etcd derives the advertised client URLs from the listen URLs when only those are given.
   if (seen.has('listenClientUrls') && !seen.has('advertiseClientUrls')) values.advertiseClientUrls = values.listenClientUrls;
   if (seen.has('listenPeerUrls') && !seen.has('initialAdvertisePeerUrls')) values.initialAdvertisePeerUrls = values.listenPeerUrls;
+  // The default retention is a duration, which revision mode cannot take: ask for the count.
+  if (values.autoCompactionMode === 'revision' && !seen.has('autoCompactionRetention')) {
+    throw new UsageError('--auto-compaction-mode revision needs --auto-compaction-retention <number of revisions to keep>');
+  }
   const config = values as unknown as Config;
   validate(config);
   return { kind: 'run', config };
@@ -182,9 +218,10 @@ function parseValue(spec: FlagSpec, raw: string): unknown {
       return raw;
     case 'int':
     case 'duration-ms': {
-      if (!/^\d+$/.test(raw)) throw new UsageError(`invalid value "${raw}" for --${spec.name}: expected a whole number`);
+      if (!(spec.signed === true ? /^-?\d+$/ : /^\d+$/).test(raw)) throw new UsageError(`invalid value "${raw}" for --${spec.name}: expected a whole number`);
       const value = Number(raw);
-      if (!Number.isSafeInteger(value) || value < (spec.min ?? 0)) throw new UsageError(`invalid value "${raw}" for --${spec.name}: must be at least ${spec.min ?? 0}`);
+      if (!Number.isSafeInteger(value)) throw new UsageError(`invalid value "${raw}" for --${spec.name}: out of range`);
+      if (spec.signed !== true && value < (spec.min ?? 0)) throw new UsageError(`invalid value "${raw}" for --${spec.name}: must be at least ${spec.min ?? 0}`);
       return value;
     }
     case 'bool':
@@ -217,10 +254,24 @@ export function validate(config: Config): void {
   }
   if (config.maxRequestBytes > 64 * 1024 * 1024) throw new UsageError('--max-request-bytes must be at most 64 MiB');
   validateTls(config);
+  autoCompactionOf(config);
   // etcd also takes 'jwt,pub-key=...,priv-key=...'; gavel refuses it rather than silently issuing simple tokens.
   if (config.authToken !== 'simple') {
     const type = config.authToken.split(',')[0] ?? '';
     throw new UsageError(`--auth-token ${JSON.stringify(config.authToken)}: ${type === 'jwt' ? 'jwt tokens are not supported' : 'unknown token type'}; only 'simple' is`);
+  }
+}
+
+/**
+ * The auto-compaction settings, or undefined when it is off. Throws etcd's error for a bad mode
+ * (`unknown auto-compaction-mode "x"`) or retention (`error parsing CompactionRetention: ...`);
+ * etcd refuses to start on either, and so does gavel.
+ */
+export function autoCompactionOf(config: Config): AutoCompactionSettings | undefined {
+  try {
+    return parseAutoCompaction(config.autoCompactionMode, config.autoCompactionRetention);
+  } catch (error) {
+    throw new UsageError(error instanceof Error ? error.message : String(error));
   }
 }
 

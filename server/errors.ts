@@ -24,6 +24,8 @@ export type GavelErrorCode =
   | 'LeaderChanged'
   | 'Timeout'
   | 'TooManyRequests'
+  /** The NOSPACE alarm is raised, or this write would take the database past --quota-backend-bytes. */
+  | 'NoSpace'
   | 'Stopped'
   | 'Unimplemented'
   | 'WatchIdExists'

@@ -5,7 +5,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Config } from './config.js';
-import { listenHost } from './config.js';
+import { autoCompactionOf, listenHost } from './config.js';
 import type { Logger } from './log.js';
 import { systemClock, type Clock } from './clock.js';
 import { Storage } from './storage/layout.js';
@@ -41,6 +41,10 @@ import { clusterService, maintenanceService } from './api/maintenance.js';
 import { authService } from './api/auth.js';
 import { coordinatorService } from './api/coordinator.js';
 import { CoordinatorStats } from './coordinator/stats.js';
+import { createCompactionPolicy, describeAutoCompaction } from './mvcc/auto-compaction.js';
+import { AutoCompactor } from './node/auto-compactor.js';
+import { DiskSizeCache, logQuota, QuotaGuard, withQuota } from './api/quota.js';
+import { effectiveQuotaBytes, MAX_SUGGESTED_QUOTA_BYTES } from './alarm/quota.js';
 
 /** gRPC may carry a little more than a request's payload (etcd allows 512 KiB of overhead). */
 const GRPC_OVERHEAD_BYTES = 512 * 1024;
@@ -68,6 +72,8 @@ export class Member {
   private closing: Promise<void> | undefined;
   /** Coordinator figures for metrics: holders, waiters, queue length per lock, sequencer rejections. */
   coordinatorStats!: CoordinatorStats;
+  /** --auto-compaction-*: undefined when off. */
+  private autoCompactor: AutoCompactor | undefined;
 
   private constructor(
     readonly config: Config,
@@ -107,6 +113,8 @@ export class Member {
     if (resumed !== undefined) logger.warn('finished a snapshot install interrupted by a crash', { file: resumed });
     await pruneSnapshotFiles(snapshotDir);
     const machine = new StateMachine(await loadMachineState(storage, loadOptions));
+    const quotaBytes = effectiveQuotaBytes(config.quotaBackendBytes);
+    logQuota(logger, config.quotaBackendBytes, quotaBytes, MAX_SUGGESTED_QUOTA_BYTES);
     let node: RaftNode | undefined;
     let memberRef: Member | undefined;
     const raftStorage = new ShellStorage();
@@ -142,6 +150,7 @@ export class Member {
       pendingProposals: () => node?.pendingProposals() ?? 0,
       dbSizeBytes: () => storage.diskSizeBytes(),
       keyCount: () => machine.store.keyCount,
+      quotaBackendBytes: () => (quotaBytes === Number.POSITIVE_INFINITY ? config.quotaBackendBytes : quotaBytes),
       lockNames: new Set(config.metricsLockNames.split(',').filter((n) => n.length > 0)),
     });
     const hex = (peer: bigint): string => peer.toString(16);
@@ -208,10 +217,22 @@ export class Member {
       'grpc.max_send_message_length': -1,
       'grpc.max_concurrent_streams': config.maxConcurrentStreams,
     });
-    const ctx: ApiContext = { config, node, machine, watchHub, logger, diskSizeBytes: () => storage.diskSizeBytes(), defragment: () => storage.defragment(), lockMetrics: metrics.locks };
+    const diskSize = new DiskSizeCache(() => storage.diskSizeBytes(), clock);
+    // A defragmentation shrinks the database: the quota must not judge by the size before it.
+    // It first waits for the compactor: space is only given back once compacted versions are deleted.
+    const defragment = async (): Promise<void> => {
+      await compactor.idle();
+      await storage.defragment();
+      diskSize.invalidate();
+    };
+    const ctx: ApiContext = {
+      config, node, machine, watchHub, logger, defragment, lockMetrics: metrics.locks,
+      diskSizeBytes: () => storage.diskSizeBytes(),
+      compactionFinished: (revision) => compactor.whenFinished(revision),
+    };
     const coordinatorStats = new CoordinatorStats(() => machine.coordinator);
     metrics.locks.attachCoordinator(coordinatorStats);
-    addServices(grpcServer, ctx, metrics, coordinatorStats);
+    addServices(grpcServer, ctx, metrics, coordinatorStats, new QuotaGuard(ctx, diskSize, quotaBytes));
     const addresses = await bindAll(grpcServer, config, tls.client);
     const clientUrls = config.advertiseClientUrls.map((url, i) => withPort(url, addresses[i] ?? addresses[0] ?? ''));
     const startCommit = node.status().commitIndex;
@@ -232,6 +253,7 @@ export class Member {
     const member = new Member(config, logger, storage, machine, node, transport, watchHub, grpcServer, addresses, clientUrls, http.servers, metrics, compactor, snapshots);
     memberRef = member;
     member.coordinatorStats = coordinatorStats;
+    member.autoCompactor = createAutoCompactor(config, machine, node, logger, clock);
     node.start();
     member.startLoops();
     // Like etcd, announce readiness once this member's name and client URLs are in the registry
@@ -256,6 +278,7 @@ export class Member {
     this.timers.push(setInterval(() => this.endLockDelays(), LOCK_DELAY_CHECK_MS));
     this.timers.push(setInterval(() => this.checkpointLeases(), this.config.leaseCheckpointIntervalMs));
     for (const timer of this.timers) timer.unref();
+    this.autoCompactor?.start();
   }
 
   /** etcd's publish: once a leader exists, record this member's name and client URLs in the registry. */
@@ -343,6 +366,7 @@ export class Member {
 
   private async doClose(): Promise<void> {
     for (const timer of this.timers) clearInterval(timer);
+    this.autoCompactor?.stop();
     // Hand leadership over while the transport still runs, then stop taking requests.
     await this.node.close();
     await new Promise<void>((resolve) => {
@@ -365,11 +389,29 @@ export class Member {
   }
 }
 
-function addServices(server: grpc.Server, ctx: ApiContext, metrics: MemberMetrics, coordinatorStats: CoordinatorStats): void {
+/**
+ * --auto-compaction-*: every member runs the policy's clock (followers keep sampling revisions);
+ * only the leader proposes. Undefined when auto-compaction is off.
+ */
+function createAutoCompactor(config: Config, machine: StateMachine, node: RaftNode, logger: Logger, clock: Clock): AutoCompactor | undefined {
+  const settings = autoCompactionOf(config);
+  logger.info('auto compaction', { setting: describeAutoCompaction(settings) });
+  if (settings === undefined) return undefined;
+  return new AutoCompactor({
+    policy: createCompactionPolicy(settings, clock, machine.store.currentRevision),
+    view: () => ({ currentRevision: machine.store.currentRevision, compactedRevision: machine.store.compactedRevision, isLeader: node.isLeader() }),
+    propose: (revision) => node.propose({ compaction: { revision: String(revision), physical: false } }),
+    logger: logger.child({ component: 'compactor' }),
+    clock,
+  });
+}
+
+function addServices(server: grpc.Server, ctx: ApiContext, metrics: MemberMetrics, coordinatorStats: CoordinatorStats, quota: QuotaGuard): void {
+  // Put, Txn and LeaseGrant pass the space quota first (etcd's quotaKVServer, quotaLeaseServer).
   const core = new Map<ServiceName, grpc.UntypedServiceImplementation>([
-    ['etcdserverpb.KV', kvService(ctx)],
+    ['etcdserverpb.KV', withQuota(kvService(ctx), quota)],
     ['etcdserverpb.Watch', watchService(ctx)],
-    ['etcdserverpb.Lease', leaseService(ctx)],
+    ['etcdserverpb.Lease', withQuota(leaseService(ctx), quota)],
     ['etcdserverpb.Maintenance', maintenanceService(ctx)],
     ['etcdserverpb.Cluster', clusterService(ctx)],
   ]);

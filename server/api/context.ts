@@ -20,6 +20,8 @@ export interface ApiContext {
   readonly diskSizeBytes: () => Promise<number>;
   /** Compacts the member's database on disk (Maintenance.Defragment). */
   readonly defragment: () => Promise<void>;
+  /** Resolves once the versions a compaction at revision dropped are deleted from disk (Compact with physical). */
+  readonly compactionFinished: (revision: number) => Promise<void>;
   /** gavel_* coordination metrics (locks, fencing, elections). */
   readonly lockMetrics: LockMetrics;
 }

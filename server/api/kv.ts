@@ -103,6 +103,8 @@ export function kvService(ctx: ApiContext): grpc.UntypedServiceImplementation {
       const signal = callSignal(call);
       const compaction = { revision: r.revision, physical: r.physical };
       const result = expectResult(await ctx.node.propose({ compaction, header: await proposalHeader(ctx, call, signal) }, signal), 'compaction');
+      // etcd's physical compaction: answer once the dropped versions are gone from disk too.
+      if (r.physical) await ctx.compactionFinished(Number(r.revision));
       return { header: header(ctx, result.revision) };
     }),
   };

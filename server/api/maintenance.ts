@@ -6,6 +6,10 @@ import { toBigInt, toNumber } from './convert.js';
 import { normalizeUrl } from '../cluster/membership.js';
 import { callSignal, header, unary, type ApiContext } from './context.js';
 import { requireAdmin } from './caller.js';
+import { expectResult } from './kv.js';
+import { alarmText, type AlarmMember } from '../alarm/alarms.js';
+import { AlarmAction, applyAlarm } from '../alarm/apply.js';
+import type { WireAlarmRequest } from './wire.js';
 
 /** The etcd API version gavel implements; clients compare it to enable features. */
 export const API_VERSION = '3.5.0';
@@ -25,16 +29,25 @@ export function maintenanceService(ctx: ApiContext): grpc.UntypedServiceImplemen
         raftIndex: String(status.commitIndex),
         raftTerm: String(status.term),
         raftAppliedIndex: String(status.appliedIndex),
-        // etcd reports a missing leader here; `endpoint status` prints it in the ERRORS column.
-        errors: status.leader === 0n ? ['etcdserver: no leader'] : [],
+        // etcd reports a missing leader and every raised alarm here; `endpoint status` prints them in the ERRORS column.
+        errors: [...(status.leader === 0n ? ['etcdserver: no leader'] : []), ...ctx.machine.alarms.list().map(alarmText)],
         isLearner: status.isLearner,
       };
     }),
 
-    Alarm: unary(async (r: { action: number }) => {
-      // gavel raises no alarms yet (no space quota); GET answers the empty list clients expect.
-      if (r.action !== 0) throw new GavelError('Unimplemented', 'alarms cannot be activated or deactivated: gavel raises none');
-      return { header: header(ctx), alarms: [] };
+    // etcd puts every Alarm request through Raft: GET reads after a read barrier instead (the
+    // same linearizable answer, no log entry); ACTIVATE and DEACTIVATE are proposed.
+    Alarm: unary(async (r: WireAlarmRequest, call) => {
+      const signal = callSignal(call);
+      if ((r.action ?? AlarmAction.GET) === AlarmAction.GET) {
+        await ctx.node.readBarrier(signal);
+        // A GET changes nothing: applied to this member's list directly, by the code that applies entries.
+        const { result } = applyAlarm(ctx.machine.alarms, { action: AlarmAction.GET, memberID: '0', alarm: r.alarm ?? 0 });
+        return { header: header(ctx), alarms: result.alarms.map(alarmToWire) };
+      }
+      const result = expectResult(await ctx.node.propose({ alarm: { action: r.action, memberID: r.memberID, alarm: r.alarm } }, signal), 'alarm');
+      if (r.action === AlarmAction.DEACTIVATE && result.alarms.length > 0) ctx.logger.info('alarm disarmed', { alarms: result.alarms.map(alarmText) });
+      return { header: header(ctx), alarms: result.alarms.map(alarmToWire) };
     }),
 
     // Under auth, hashes, defragmentation and moving the leader are root's (etcd's authMaintenanceServer);
@@ -83,6 +96,10 @@ async function hashInSteps(ctx: ApiContext, revision: number): Promise<number> {
     if (hash !== undefined) return hash;
     await new Promise((resolve) => setImmediate(resolve));
   }
+}
+
+function alarmToWire(member: AlarmMember): object {
+  return { memberID: member.memberId.toString(), alarm: member.alarm };
 }
 
 export function memberToWire(member: MemberInfo): object {

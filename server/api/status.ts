@@ -28,6 +28,7 @@ const TABLE: Record<GavelErrorCode, { code: grpc.status; message: string }> = {
   LeaderChanged: { code: Status.UNAVAILABLE, message: 'etcdserver: leader changed' },
   Timeout: { code: Status.UNAVAILABLE, message: 'etcdserver: request timed out' },
   TooManyRequests: { code: Status.RESOURCE_EXHAUSTED, message: 'etcdserver: too many requests' },
+  NoSpace: { code: Status.RESOURCE_EXHAUSTED, message: 'etcdserver: mvcc: database space exceeded' },
   Stopped: { code: Status.UNAVAILABLE, message: 'etcdserver: server stopped' },
   Unimplemented: { code: Status.UNIMPLEMENTED, message: 'unimplemented' },
   MemberNotFound: { code: Status.NOT_FOUND, message: 'etcdserver: member not found' },

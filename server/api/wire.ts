@@ -90,6 +90,13 @@ export interface WireLeaseGrantRequest {
   ID: Int64;
 }
 
+/** etcdserverpb.AlarmRequest: action GET 0, ACTIVATE 1, DEACTIVATE 2; alarm NONE 0, NOSPACE 1, CORRUPT 2. */
+export interface WireAlarmRequest {
+  action: number;
+  memberID: Int64;
+  alarm: number;
+}
+
 export interface WireLeaseIdRequest {
   ID: Int64;
 }
@@ -149,7 +156,7 @@ export type WireAuthRequestKind = keyof WireAuthRequests;
 /** The Raft log payload (proto/gavel/internal.proto). */
 export interface WireInternalRequest extends Partial<{ [K in WireAuthRequestKind]: WireAuthRequests[K] | null }> {
   id: Int64;
-  request?: 'put' | 'delete_range' | 'txn' | 'compaction' | 'lease_grant' | 'lease_revoke' | 'lease_checkpoint' | 'member_attributes' | 'member_peer_urls' | 'coordinator' | 'lease_expire' | WireAuthRequestKind;
+  request?: 'put' | 'delete_range' | 'txn' | 'compaction' | 'lease_grant' | 'lease_revoke' | 'lease_checkpoint' | 'member_attributes' | 'member_peer_urls' | 'coordinator' | 'lease_expire' | 'alarm' | WireAuthRequestKind;
   /** The client's user (proto/gavel/internal.proto RequestHeader); absent on the members' own proposals. */
   header?: { username: string } | null;
   put?: WirePutRequest | null;
@@ -163,4 +170,5 @@ export interface WireInternalRequest extends Partial<{ [K in WireAuthRequestKind
   member_peer_urls?: { id: Int64; peer_urls: string[] } | null;
   coordinator?: import('../coordinator/wire.js').WireCoordinatorRequest | null;
   lease_expire?: WireLeaseIdRequest | null;
+  alarm?: WireAlarmRequest | null;
 }

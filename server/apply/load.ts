@@ -8,6 +8,7 @@ import type { MachineState } from './state-machine.js';
 import { loadCoordinator } from '../coordinator/load.js';
 import { loadAuthStore } from '../auth/records.js';
 import { TokenTable } from '../auth/tokens.js';
+import { loadAlarms } from '../alarm/alarms.js';
 
 export interface LoadOptions {
   readonly minLeaseTtlSeconds: number;
@@ -32,5 +33,5 @@ export async function loadMachineState(storage: Storage, options: LoadOptions): 
   const coordinator = await loadCoordinator(storage, options.clock);
   // Tokens live in memory only: a restart or a snapshot install forgets them (clients log in again).
   const auth = { store: await loadAuthStore(storage), tokens: new TokenTable(options.clock, options.authTokenTtlSeconds) };
-  return { store, lessor, membership, coordinator, auth, appliedIndex };
+  return { store, lessor, membership, coordinator, auth, alarms: await loadAlarms(storage), appliedIndex };
 }

@@ -1,7 +1,7 @@
 /**
  * State-machine snapshots, for members too far behind to catch up from the log (and backups).
  *
- * A snapshot is the records of the state spaces (kv, kvmeta, lease, coord, auth) plus the
+ * A snapshot is the records of the state spaces (kv, kvmeta, lease, coord, auth, alarm) plus the
  * membership registry and the applied index from 'meta', read through ONE explicit level
  * snapshot taken while level held exactly the applied state, so it is consistent whatever is
  * written meanwhile. It is produced as a stream of chunks (snapshot-format.ts) and never held
@@ -22,7 +22,7 @@ import { Membership } from '../cluster/membership.js';
 import { SnapshotDecoder, SnapshotEncoder } from './snapshot-format.js';
 
 /** The spaces a snapshot replaces whole; 'log' and 'raft' belong to Raft, 'meta' holds identity too. */
-export const STATE_SPACES: readonly Space[] = ['kv', 'kvmeta', 'lease', 'coord', 'auth'];
+export const STATE_SPACES: readonly Space[] = ['kv', 'kvmeta', 'lease', 'coord', 'auth', 'alarm'];
 /** The keys of 'meta' that are state (the rest is this member's identity and Raft's). */
 const STATE_META_KEYS: readonly Uint8Array[] = [Membership.keys().members, Membership.keys().removed, metaKey('applied-index')];
 const INSTALL_MARKER_KEY = metaKey('snapshot-install');

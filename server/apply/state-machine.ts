@@ -20,6 +20,8 @@ import type { ConfChange } from '../raft/index.js';
 import type { Coordinator } from '../coordinator/coordinator.js';
 import { applyCoordinator, type CoordinatorResult } from '../coordinator/apply.js';
 import { applyAuth, authorizeRequest, type AuthState } from './auth.js';
+import type { AlarmStore } from '../alarm/alarms.js';
+import { applyAlarm, refuseWhenCapped, type AlarmResult } from '../alarm/apply.js';
 
 export type ApplyResult =
   | { readonly type: 'put'; readonly revision: number; readonly response: PutResponse }
@@ -31,6 +33,7 @@ export type ApplyResult =
   | { readonly type: 'leaseCheckpoint'; readonly revision: number }
   | { readonly type: 'member'; readonly revision: number }
   | CoordinatorResult
+  | (AlarmResult & { readonly revision: number })
   /** An auth mutation; `index` is the entry's log index (it names an Authenticate's token). */
   | { readonly type: 'auth'; readonly revision: number; readonly index: number }
   | { readonly type: 'error'; readonly revision: number; readonly error: GavelError };
@@ -59,6 +62,8 @@ export interface MachineState {
   readonly membership: Membership;
   readonly coordinator: Coordinator;
   readonly auth: AuthState;
+  /** Raised alarms (server/alarm/): NOSPACE refuses the writes that add data. */
+  readonly alarms: AlarmStore;
   readonly appliedIndex: number;
 }
 
@@ -92,6 +97,10 @@ export class StateMachine {
 
   get auth(): AuthState {
     return this.state.auth;
+  }
+
+  get alarms(): AlarmStore {
+    return this.state.alarms;
   }
 
   get appliedIndex(): number {
@@ -180,6 +189,8 @@ export class StateMachine {
 
   private applyRequest(request: WireInternalRequest): Omit<AppliedEntry, 'requestId'> {
     const leaseExists = (id: bigint): boolean => this.lessor.exists(id);
+    // While NOSPACE is raised, writes that add data are refused first, as by etcd's capped applier.
+    refuseWhenCapped(this.alarms, request);
     // A client's request is checked here, against the auth state as of this entry (server/apply/auth.ts).
     authorizeRequest(this.auth.store, request, (id) => this.lessor.timeToLive(id)?.keys ?? []);
     const kind = request.request;
@@ -240,6 +251,10 @@ export class StateMachine {
         const update = required(request.member_peer_urls);
         this.membership.setPeerUrls(toBigInt(update.id), update.peer_urls ?? []);
         return { result: { type: 'member', revision }, ops: this.membership.ops(), revision, events: [] };
+      }
+      case 'alarm': {
+        const applied = applyAlarm(this.alarms, required(request.alarm));
+        return { result: { ...applied.result, revision }, ops: applied.ops, revision, events: [] };
       }
       case 'auth_enable':
       case 'auth_disable':

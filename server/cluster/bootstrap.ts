@@ -62,7 +62,7 @@ export async function bootstrapNewCluster(storage: Storage, config: Config, mach
   const metadata = { index: 1, term: 1, confState: confStateOf(membership) };
   const hardState = { term: 1, vote: NONE, commit: 1 };
   await storage.write([...identityOps(identity), ...membership.ops(), raftOps.snapshot(metadata), raftOps.hardState(hardState), metaOps.appliedIndex(1)], true);
-  machine.restore({ store: machine.store, lessor: machine.lessor, membership, coordinator: machine.coordinator, auth: machine.auth, appliedIndex: 1 });
+  machine.restore({ store: machine.store, lessor: machine.lessor, membership, coordinator: machine.coordinator, auth: machine.auth, alarms: machine.alarms, appliedIndex: 1 });
   raftStorage.applySnapshot({ metadata, data: new Uint8Array(0) });
   raftStorage.setHardState(hardState);
   logger.info('bootstrapped a new cluster', { members: records.map((r) => `${r.name}=${r.id.toString(16)}`), clusterId: identity.clusterId.toString(16) });

@@ -21,6 +21,8 @@ export interface MetricsSources {
   pendingProposals(): number;
   dbSizeBytes(): Promise<number>;
   keyCount(): number;
+  /** --quota-backend-bytes in force (etcd's default when 0; negative when the quota is off). */
+  quotaBackendBytes?(): number;
   /** Lock names with a `name` label of their own on gavel_lock_*. */
   lockNames?: ReadonlySet<string>;
 }
@@ -59,6 +61,7 @@ export class MemberMetrics {
     this.peerSent = new Counter({ name: 'etcd_network_peer_sent_bytes_total', help: 'The total number of bytes sent to peers.', labelNames: ['To'], registers });
     this.peerReceived = new Counter({ name: 'etcd_network_peer_received_bytes_total', help: 'The total number of bytes received from peers.', labelNames: ['From'], registers });
     new Gauge({ name: 'etcd_mvcc_db_total_size_in_bytes', help: 'Total size of the underlying database physically allocated in bytes.', registers, async collect() { this.set(await sources.dbSizeBytes()); } });
+    new Gauge({ name: 'etcd_server_quota_backend_bytes', help: 'Current backend storage quota size in bytes.', registers, collect() { this.set(sources.quotaBackendBytes?.() ?? 0); } });
     new Gauge({ name: 'etcd_debugging_mvcc_keys_total', help: 'Total number of keys.', registers, collect() { this.set(sources.keyCount()); } });
     this.leaseExpired = new Counter({ name: 'etcd_debugging_server_lease_expired_total', help: 'The total number of expired leases.', registers });
     this.locks = new LockMetrics(this.registry, sources.lockNames ?? new Set());

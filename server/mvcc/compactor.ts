@@ -37,6 +37,8 @@ export class Compactor {
   private target = 0;
   private running: Promise<void> | undefined;
   private stopped = false;
+  /** Callers of whenFinished, by the revision they wait for. */
+  private waiters: { revision: number; resolve: () => void }[] = [];
   /** Records deleted over the member's life (metrics, tests). */
   deletedRecords = 0;
 
@@ -49,7 +51,16 @@ export class Compactor {
     this.running ??= this.run().finally(() => (this.running = undefined));
   }
 
-  /** Resolves once no job is running (for tests and benchmarks). */
+  /**
+   * Resolves once every version compaction at revision dropped is deleted from level (etcd's
+   * physical compaction), or when the job stops (a snapshot replaced the state, shutdown).
+   */
+  whenFinished(revision: number): Promise<void> {
+    if (this.env.store().finishedCompactRevision >= revision || this.stopped) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ revision, resolve }));
+  }
+
+  /** Resolves once no job is running (defragmentation waits for it; tests and benchmarks too). */
   async idle(): Promise<void> {
     while (this.running !== undefined) await this.running;
   }
@@ -58,6 +69,7 @@ export class Compactor {
   async stop(): Promise<void> {
     this.stopped = true;
     await this.running;
+    this.release(Infinity);
   }
 
   /** Takes work again after stop() (a snapshot was installed: the new store may need a job). */
@@ -79,7 +91,14 @@ export class Compactor {
       const finished = changesToBatch(this.env.store().compactionFinished(revision, result.freedBytes));
       await this.env.write(finished);
       this.env.logger.info('finished compaction', { revision, deletedRecords: result.deleted, tookMs: Math.round(performance.now() - started) });
+      this.release(revision);
     }
+  }
+
+  private release(revision: number): void {
+    const due = this.waiters.filter((waiter) => waiter.revision <= revision);
+    this.waiters = this.waiters.filter((waiter) => waiter.revision > revision);
+    for (const waiter of due) waiter.resolve();
   }
 
   /** One pass over the records up to revision; undefined when stopped part-way. */

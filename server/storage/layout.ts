@@ -10,6 +10,7 @@
  *   meta   applied index, member id, cluster id
  *   coord  the coordinator's locks, places and last fencing token (server/coordinator/records.ts)
  *   auth   users, roles, whether auth is enabled, auth revision (server/auth/records.ts)
+ *   alarm  raised alarms, key = member id (u64) + alarm type (u8), empty value (server/alarm/alarms.ts)
  *
  * Every change is a BatchOp; one writer turns a list of them into one level batch, so a state
  * change and the applied index that records it land together.
@@ -19,9 +20,9 @@ import { join } from 'node:path';
 import { Level } from 'level';
 import type { AbstractSublevel } from 'abstract-level';
 
-export type Space = 'log' | 'raft' | 'kv' | 'kvmeta' | 'lease' | 'meta' | 'coord' | 'auth';
+export type Space = 'log' | 'raft' | 'kv' | 'kvmeta' | 'lease' | 'meta' | 'coord' | 'auth' | 'alarm';
 /** Snapshots name a record's space by its index here: append new spaces, never reorder. */
-export const SPACES: readonly Space[] = ['log', 'raft', 'kv', 'kvmeta', 'lease', 'meta', 'coord', 'auth'];
+export const SPACES: readonly Space[] = ['log', 'raft', 'kv', 'kvmeta', 'lease', 'meta', 'coord', 'auth', 'alarm'];
 
 /**
  * For long scans (load, compaction, snapshots): classic-level stops a nextv() call after 16 KiB by
@@ -82,7 +83,23 @@ export class Storage {
   async defragment(): Promise<void> {
     // `level` resolves to classic-level on Node, which has compactRange; its browser-neutral type does not say so.
     const db = this.db as unknown as { compactRange(start: Uint8Array, end: Uint8Array): Promise<void> };
-    await db.compactRange(new Uint8Array([0]), new Uint8Array(64).fill(0xff));
+    const first = new Uint8Array([0]);
+    const last = new Uint8Array(64).fill(0xff);
+    await db.compactRange(first, last);
+    // LevelDB compacts only down to the deepest level that held files BEFORE it flushed the
+    // memtable, and a fresh database's first flush goes straight to level 2: that table, with
+    // every overwritten and deleted record in it, would never be rewritten. A put and delete of
+    // the range's two ends (outside every space) makes the next flush span all of level 2, so the
+    // second pass merges through it and drops what is dead.
+    await this.db.batch([
+      { type: 'put', key: first, value: new Uint8Array(0) },
+      { type: 'put', key: last, value: new Uint8Array(0) },
+    ]);
+    await this.db.batch([
+      { type: 'del', key: first },
+      { type: 'del', key: last },
+    ]);
+    await db.compactRange(first, last);
   }
 
   /** Sum of the database files' sizes. */

@@ -1,6 +1,6 @@
 // Goal: the command line accepts etcd's flag forms with DESIGN.md's defaults and rejects anything unknown with a clear message.
 import { describe, expect, it } from 'vitest';
-import { defaultConfig, helpText, parseArgs, UsageError } from '../../server/config.js';
+import { autoCompactionOf, defaultConfig, helpText, parseArgs, UsageError } from '../../server/config.js';
 
 function run(argv: string[]) {
   const parsed = parseArgs(argv);
@@ -45,5 +45,34 @@ describe('flags', () => {
       expect(text).toContain(flag);
     }
     expect(text).toContain(String(defaultConfig().maxTxnOps));
+  });
+
+  it('turns auto-compaction on by default (periodic, 5 minutes) and takes etcd\'s modes and retentions', () => {
+    expect(autoCompactionOf(run([]))).toEqual({ mode: 'periodic', retentionMs: 5 * 60_000 });
+    expect(autoCompactionOf(run(['--auto-compaction-retention', '0']))).toBeUndefined();
+    expect(autoCompactionOf(run(['--auto-compaction-retention', '2']))).toEqual({ mode: 'periodic', retentionMs: 2 * 3_600_000 });
+    expect(autoCompactionOf(run(['--auto-compaction-mode', 'revision', '--auto-compaction-retention=1000']))).toEqual({ mode: 'revision', retentionRevisions: 1000 });
+  });
+
+  it("refuses bad auto-compaction values at start, as etcd does, with etcd's messages", () => {
+    expect(() => run(['--auto-compaction-retention', 'abc'])).toThrow(new UsageError('error parsing CompactionRetention: time: invalid duration "abc"'));
+    expect(() => run(['--auto-compaction-mode', 'hourly'])).toThrow(new UsageError('unknown auto-compaction-mode "hourly"'));
+    // gavel's default retention is a duration: revision mode must say how many revisions.
+    expect(() => run(['--auto-compaction-mode', 'revision'])).toThrow(/needs --auto-compaction-retention/);
+  });
+
+  it('takes --quota-backend-bytes 0 (the default), a size, or a negative number (no quota)', () => {
+    expect(run([]).quotaBackendBytes).toBe(0);
+    expect(run(['--quota-backend-bytes', '16777216']).quotaBackendBytes).toBe(16 * 1024 * 1024);
+    expect(run(['--quota-backend-bytes', '-1']).quotaBackendBytes).toBe(-1);
+    expect(() => run(['--quota-backend-bytes', '2GB'])).toThrow(/expected a whole number/);
+    // Only this flag takes a sign.
+    expect(() => run(['--max-txn-ops', '-1'])).toThrow(/expected a whole number/);
+  });
+
+  it('documents the auto-compaction and quota flags in --help', () => {
+    const text = helpText();
+    for (const flag of ['--auto-compaction-mode', '--auto-compaction-retention', '--quota-backend-bytes']) expect(text).toContain(flag);
+    expect(text).toContain('(default: 5m)');
   });
 });
