@@ -127,6 +127,7 @@ export class Member {
       dbSizeBytes: () => storage.diskSizeBytes(),
       keyCount: () => machine.store.keyCount,
       lockNames: new Set(config.metricsLockNames.split(',').filter((n) => n.length > 0)),
+      watchFigures: () => ({ streams: watchHub.streamCount, watchers: watchHub.watcherCount, slowWatchers: watchHub.unsyncedWatcherCount }),
     });
     const hex = (peer: bigint): string => peer.toString(16);
 
@@ -185,7 +186,7 @@ export class Member {
       'grpc.max_send_message_length': -1,
       'grpc.max_concurrent_streams': config.maxConcurrentStreams,
     });
-    const ctx: ApiContext = { config, node, machine, watchHub, logger, diskSizeBytes: () => storage.diskSizeBytes(), defragment: () => storage.defragment(), lockMetrics: metrics.locks };
+    const ctx: ApiContext = { config, node, machine, watchHub, logger, diskSizeBytes: () => storage.diskSizeBytes(), defragment: () => storage.defragment(), lockMetrics: metrics.locks, streams: metrics.streams };
     const coordinatorStats = new CoordinatorStats(() => machine.coordinator);
     metrics.locks.attachCoordinator(coordinatorStats);
     addServices(grpcServer, ctx, metrics, coordinatorStats);
