@@ -150,6 +150,7 @@ export class Member {
         roundTrip: (peer, seconds) => metrics.peerRoundTrip.observe({ To: hex(peer) }, seconds),
         peerUnreachable: (peer) => logger.warn('peer unreachable', { peer: hex(peer) }),
       },
+      streams: metrics.streams,
       onSnapshotStatus: (peer, status) => node?.reportSnapshot(peer, status),
     });
     node = new RaftNode({
