@@ -47,9 +47,13 @@ interface WireWatchResponseIn {
 
 /** Batches that a slow consumer may leave unread before the stream is paused. */
 const QUEUE_HIGH_WATER = 256;
+/** The same in key and value bytes: a few large values must not hold hundreds of MB. */
+const QUEUE_HIGH_WATER_BYTES = 1024 * 1024;
 
 export class Watcher implements AsyncIterable<WatchBatch> {
   private readonly queue: WatchBatch[] = [];
+  /** Key and value bytes of the queued batches. */
+  private queuedBytes = 0;
   private failure: GavelClientError | undefined;
   private done = false;
   private wake: (() => void) | undefined;
@@ -191,7 +195,8 @@ export class Watcher implements AsyncIterable<WatchBatch> {
 
   private push(batch: WatchBatch): void {
     this.queue.push(batch);
-    if (this.queue.length >= QUEUE_HIGH_WATER) this.stream?.pause();
+    this.queuedBytes += batchBytes(batch);
+    if (this.queue.length >= QUEUE_HIGH_WATER || this.queuedBytes >= QUEUE_HIGH_WATER_BYTES) this.stream?.pause();
     this.wake?.();
   }
 
@@ -207,7 +212,8 @@ export class Watcher implements AsyncIterable<WatchBatch> {
       for (;;) {
         const batch = this.queue.shift();
         if (batch !== undefined) {
-          if (this.queue.length < QUEUE_HIGH_WATER / 2) this.stream?.resume();
+          this.queuedBytes -= batchBytes(batch);
+          if (this.queue.length < QUEUE_HIGH_WATER / 2 && this.queuedBytes < QUEUE_HIGH_WATER_BYTES / 2) this.stream?.resume();
           yield batch;
           continue;
         }
@@ -230,4 +236,10 @@ export class Watcher implements AsyncIterable<WatchBatch> {
     }
     throw new ClosedError('the watch was closed before the awaited event');
   }
+}
+
+function batchBytes(batch: WatchBatch): number {
+  let total = 0;
+  for (const event of batch.events) total += event.kv.key.length + event.kv.value.length + (event.prevKv === undefined ? 0 : event.prevKv.key.length + event.prevKv.value.length);
+  return total;
 }

@@ -152,6 +152,7 @@ export class Member {
       keyCount: () => machine.store.keyCount,
       quotaBackendBytes: () => (quotaBytes === Number.POSITIVE_INFINITY ? config.quotaBackendBytes : quotaBytes),
       lockNames: new Set(config.metricsLockNames.split(',').filter((n) => n.length > 0)),
+      watchFigures: () => ({ streams: watchHub.streamCount, watchers: watchHub.watcherCount, slowWatchers: watchHub.unsyncedWatcherCount }),
     });
     const hex = (peer: bigint): string => peer.toString(16);
 
@@ -174,6 +175,7 @@ export class Member {
         roundTrip: (peer, seconds) => metrics.peerRoundTrip.observe({ To: hex(peer) }, seconds),
         peerUnreachable: (peer) => logger.warn('peer unreachable', { peer: hex(peer) }),
       },
+      streams: metrics.streams,
       onSnapshotStatus: (peer, status) => node?.reportSnapshot(peer, status),
       snapshotStreams: snapshots,
     });
@@ -226,7 +228,7 @@ export class Member {
       diskSize.invalidate();
     };
     const ctx: ApiContext = {
-      config, node, machine, watchHub, logger, defragment, lockMetrics: metrics.locks,
+      config, node, machine, watchHub, logger, defragment, lockMetrics: metrics.locks, streams: metrics.streams,
       diskSizeBytes: () => storage.diskSizeBytes(),
       compactionFinished: (revision) => compactor.whenFinished(revision),
     };

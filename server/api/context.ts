@@ -6,6 +6,7 @@ import type { Consensus } from '../node/consensus.js';
 import type { StateMachine } from '../apply/state-machine.js';
 import type { WatchHub } from '../watch/hub.js';
 import type { LockMetrics } from '../metrics/locks.js';
+import type { StreamTally } from './stream-output.js';
 import type { WireHeader } from './wire.js';
 import { toServiceError } from './status.js';
 import { GavelError } from '../errors.js';
@@ -24,6 +25,8 @@ export interface ApiContext {
   readonly compactionFinished: (revision: number) => Promise<void>;
   /** gavel_* coordination metrics (locks, fencing, elections). */
   readonly lockMetrics: LockMetrics;
+  /** Where long-lived streams report what they buffer (server/api/stream-output.ts). */
+  readonly streams: StreamTally;
 }
 
 export function header(ctx: ApiContext, revision?: number): WireHeader {

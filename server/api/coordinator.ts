@@ -20,6 +20,9 @@ import { toNumber } from './convert.js';
 import { callSignal, header, unary, type ApiContext } from './context.js';
 import { expectResult } from './kv.js';
 import { failStream } from './status.js';
+import { encodedSize, StreamOutput } from './stream-output.js';
+
+const acquireBytes = encodedSize('gavel.v1.AcquireResponse');
 
 /** Streams waiting on locks, by lock key; told when an applied entry changed their lock. */
 class LockSubscriptions {
@@ -64,8 +67,10 @@ export function coordinatorService(ctx: ApiContext, stats: CoordinatorStats): gr
   const subscriptions = new LockSubscriptions(ctx.machine, ctx.logger);
   return {
     Acquire: (call: grpc.ServerWritableStream<WireAcquireRequest, WireAcquireResponse>) => {
+      // From the start, so a cancel during the auth check is seen.
+      const output = new StreamOutput<WireAcquireResponse>(call, { kind: 'coordinator_acquire', tally: ctx.streams });
       authorizeLock(ctx, call, call.request.name, 'write').then(
-        () => acquireStream(ctx, subscriptions, call),
+        () => acquireStream(ctx, subscriptions, call, output),
         (error: unknown) => failStream(call, error),
       );
     },
@@ -134,8 +139,11 @@ function checkedKey(name: Buffer | null | undefined): string {
 /**
  * Acquire: join (or re-attach), then report the caller's place on every change this member
  * applies, until GRANTED; a wait_ms deadline removes a still-waiting place through the log.
+ * A WAIT is a picture of the place now: while the client does not read them (the output is past
+ * its bound), changes are not written but coalesced, and the latest picture goes out once it
+ * drains. GRANTED, the last message, is always written.
  */
-function acquireStream(ctx: ApiContext, subscriptions: LockSubscriptions, call: grpc.ServerWritableStream<WireAcquireRequest, WireAcquireResponse>): void {
+function acquireStream(ctx: ApiContext, subscriptions: LockSubscriptions, call: grpc.ServerWritableStream<WireAcquireRequest, WireAcquireResponse>, output: StreamOutput<WireAcquireResponse>): void {
   let input: ReturnType<typeof acquireInput>;
   try {
     input = acquireInput(call.request, false);
@@ -172,14 +180,17 @@ function acquireStream(ctx: ApiContext, subscriptions: LockSubscriptions, call: 
       return;
     }
     if (view.state === 'holder') {
-      call.write({ header: header(ctx), granted: { token: String(view.token) } });
+      const granted = { header: header(ctx), granted: { token: String(view.token) } };
+      output.write(granted, acquireBytes(granted));
       finish();
       return;
     }
+    if (output.congested) return; // reported again on drain
     const text = waitText(view);
     if (text === lastWait) return;
     lastWait = text;
-    call.write({ header: header(ctx), wait: { position: view.position, holders: view.holders.map(holderToWire), holder_count: view.holderCount, delayed: view.delayed } });
+    const wait = { header: header(ctx), wait: { position: view.position, holders: view.holders.map(holderToWire), holder_count: view.holderCount, delayed: view.delayed } };
+    output.write(wait, acquireBytes(wait));
   };
   const giveUp = (): void => {
     if (finished) return;
@@ -202,6 +213,7 @@ function acquireStream(ctx: ApiContext, subscriptions: LockSubscriptions, call: 
     }
     if (finished) return;
     unsubscribe = subscriptions.add(input.key, report);
+    output.onDrain(report);
     report();
     if (input.waitMs > 0 && !finished) deadline = setTimeout(giveUp, input.waitMs);
   })();

@@ -11,6 +11,7 @@ import { toBigInt } from './convert.js';
 import { callSignal, header, unary, type ApiContext } from './context.js';
 import { clientForCall, recipeError, sessionForLease, type RecipeClients } from './recipe-errors.js';
 import { failStream } from './status.js';
+import { encodedSize, StreamOutput } from './stream-output.js';
 
 interface WireLeaderKey {
   name: Buffer;
@@ -18,6 +19,8 @@ interface WireLeaderKey {
   rev: string;
   lease: string;
 }
+
+const leaderBytes = encodedSize('v3electionpb.LeaderResponse');
 
 function leaderKeyFromWire(w: WireLeaderKey | null | undefined): LeaderKey {
   if (!w) throw new GavelError('Unknown', 'election: not leader');
@@ -85,11 +88,16 @@ export function electionService(ctx: ApiContext, clients: RecipeClients): grpc.U
 
     Observe: (call: grpc.ServerWritableStream<{ name: Buffer }, object>) => {
       const signal = callSignal(call);
+      const output = new StreamOutput<object>(call, { kind: 'election_observe', tally: ctx.streams });
       void (async () => {
         const client = await clientForCall(ctx, clients, call, signal);
         // etcd's Observe reports leaders only; "no leader" moments are skipped on this wire.
         for await (const change of client.election(call.request.name).observe({ signal })) {
-          if (change.leader !== undefined) call.write({ header: header(ctx, Number(change.revision)), kv: keyValueToWire(change.leader) });
+          if (change.leader === undefined) continue;
+          const response = { header: header(ctx, Number(change.revision)), kv: keyValueToWire(change.leader) };
+          // A client that does not read holds the observer here, and its watch behind it: like
+          // etcd's, it falls behind and catches up from history once the client reads again.
+          if (!output.write(response, leaderBytes(response))) await output.room();
         }
         if (!signal.aborted) call.end();
       })().catch((error: unknown) => {

@@ -29,12 +29,17 @@ function status(code: grpc.status, details: string): { code: grpc.status; detail
   return { code, details };
 }
 
-/** What handlers see of a call: its request, metadata, cancellation and (for streams) I/O. */
+/**
+ * What handlers see of a call: its request, metadata, cancellation and (for streams) I/O, with
+ * grpc-js's back-pressure contract: write() answers false while the client side is paused (its
+ * consumer is slow), and 'drain' follows its resume; 'finish' follows end().
+ */
 class ServerSide extends EventEmitter {
   readonly metadata = new grpc.Metadata();
   /** The user of the client whose Lock or Election call made this one (server/api/caller.ts). */
   readonly [IN_PROCESS_CALLER]: string | undefined;
   cancelled = false;
+  private clientPaused = false;
   constructor(
     readonly request: unknown,
     private readonly toClient: { data(message: unknown): void; end(): void; error(e: { code: number; details: string }): void },
@@ -45,17 +50,27 @@ class ServerSide extends EventEmitter {
     // Handlers end a stream with an error by emitting 'error' (failStream), as grpc-js expects.
     this.on('error', (error: { code?: number; details?: string; message?: string }) => this.destroy(error));
   }
-  write(message: unknown): boolean {
+  write(message: unknown, callback?: () => void): boolean {
     if (!this.cancelled) this.toClient.data(message);
-    return true;
+    // Taken at once: the client side queues it (and pauses us when its consumer falls behind).
+    if (callback !== undefined) queueMicrotask(callback);
+    return !this.clientPaused;
   }
   end(): void {
     if (!this.cancelled) this.toClient.end();
+    queueMicrotask(() => this.emit('finish'));
+  }
+  /** The client side's pause()/resume(). */
+  setClientPaused(paused: boolean): void {
+    const resumed = this.clientPaused && !paused;
+    this.clientPaused = paused;
+    if (resumed) this.emit('drain');
   }
   destroy(error?: { code?: number; details?: string; message?: string }): void {
     if (this.cancelled) return;
     this.cancelled = true;
     this.toClient.error(status(error?.code ?? grpc.status.INTERNAL, error?.details ?? error?.message ?? 'stream destroyed'));
+    this.emit('close');
   }
   cancel(): void {
     if (this.cancelled) return;
@@ -162,8 +177,8 @@ export class InProcessChannel implements Channel {
       finished = true;
       call.cancel();
     };
-    client.pause = () => undefined;
-    client.resume = () => undefined;
+    client.pause = () => call.setClientPaused(true);
+    client.resume = () => call.setClientPaused(false);
     options.signal?.addEventListener('abort', () => client.cancel(), { once: true });
     method.handler(call);
     return client;

@@ -6,11 +6,14 @@ import { toBigInt, toNumber } from './convert.js';
 import { callSignal, header, unary, type ApiContext } from './context.js';
 import { expectResult } from './kv.js';
 import { failStream } from './status.js';
+import { encodedSize, StreamOutput } from './stream-output.js';
 import type { WireLeaseGrantRequest, WireLeaseIdRequest, WireLeaseTimeToLiveRequest } from './wire.js';
 import { callerOf, proposalHeader } from './caller.js';
 
 /** etcd's upper bound on a lease TTL, in seconds. */
 export const MAX_LEASE_TTL_SECONDS = 9_000_000_000;
+
+const keepAliveBytes = encodedSize('etcdserverpb.LeaseKeepAliveResponse');
 
 /** A positive 63-bit id: lease ids travel as int64, and clients treat negative ones as invalid. */
 export function randomLeaseId(): bigint {
@@ -61,24 +64,33 @@ export function leaseService(ctx: ApiContext): grpc.UntypedServiceImplementation
     }),
 
     LeaseKeepAlive: (call: grpc.ServerDuplexStream<WireLeaseIdRequest, object>) => {
+      // Past its bound the output stops reading keep-alives until the client reads the answers.
+      const output = new StreamOutput<object>(call, { kind: 'lease_keepalive', tally: ctx.streams });
       let open = true;
+      const answer = (id: bigint, ttl: number): void => {
+        const response = { header: header(ctx), ID: id.toString(), TTL: String(ttl) };
+        if (open) output.write(response, keepAliveBytes(response));
+      };
       call.on('data', (r: WireLeaseIdRequest) => {
         const id = toBigInt(r.ID);
-        ctx.node.renewLease(id).then(
-          (ttl) => {
-            if (open) call.write({ header: header(ctx), ID: id.toString(), TTL: String(ttl) });
-          },
-          (error: unknown) => {
-            if (!open) return;
-            // An unknown lease answers TTL 0, which clients read as "expired"; the stream stays open.
-            if (isGavelError(error, 'LeaseNotFound')) call.write({ header: header(ctx), ID: id.toString(), TTL: '0' });
-            else {
-              open = false;
-              failStream(call, error);
-            }
-          },
-        );
+        const answered = output.begin();
+        ctx.node
+          .renewLease(id)
+          .then(
+            (ttl) => answer(id, ttl),
+            (error: unknown) => {
+              if (!open) return;
+              // An unknown lease answers TTL 0, which clients read as "expired"; the stream stays open.
+              if (isGavelError(error, 'LeaseNotFound')) answer(id, 0);
+              else {
+                open = false;
+                failStream(call, error);
+              }
+            },
+          )
+          .finally(answered);
       });
+      // The output closes itself when the call finishes or is cancelled.
       const close = (): void => {
         open = false;
       };

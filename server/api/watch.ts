@@ -1,13 +1,18 @@
 /**
  * etcdserverpb.Watch: one hub stream per gRPC stream. The hub decides what to send; this
- * adapter maps requests in and responses out, and relays transport back-pressure (write()
- * returning false, then 'drain') so a slow client never blocks writers or other watchers.
+ * adapter maps requests in and responses out, and relays back-pressure through a StreamOutput:
+ * past its bound (bytes the call holds, or write() false) the hub holds further responses in
+ * its own bounded queue, then lets the watchers fall behind and catch up from history, and the
+ * stream stops reading requests until the client drains it. A slow client never blocks writers
+ * or other watchers, and costs a bounded amount of memory.
  */
 import type * as grpc from '@grpc/grpc-js';
 import type { WatchCreate, WatchResponse } from '../watch/hub.js';
+import { responseBytes } from '../watch/responses.js';
 import { bytes, eventToWire, toNumber } from './convert.js';
 import { header, type ApiContext } from './context.js';
 import { failStream, goErrorText } from './status.js';
+import { GRPC_FRAME_BYTES, StreamOutput } from './stream-output.js';
 import { callerOf } from './caller.js';
 import type { WireWatchCreateRequest, WireWatchRequest } from './wire.js';
 
@@ -64,8 +69,11 @@ export function watchService(ctx: ApiContext): grpc.UntypedServiceImplementation
   return {
     Watch: (call: grpc.ServerDuplexStream<WireWatchRequest, object>) => {
       let open = true;
+      const output = new StreamOutput<object>(call, { kind: 'watch', tally: ctx.streams });
       const stream = ctx.watchHub.openStream({
-        send: (response) => (open ? call.write(responseToWire(ctx, response)) : false),
+        // An estimate of the wire size (events can be large; encoding them twice to count is not worth it).
+        send: (response) => (open ? output.write(responseToWire(ctx, response), GRPC_FRAME_BYTES + responseBytes(response)) : false),
+        queued: (bytes) => output.holdUpstream(bytes),
         // The hub gives up on a client that keeps asking but never reads (bounded memory).
         fail: (error) => {
           if (!open) return;
@@ -73,7 +81,7 @@ export function watchService(ctx: ApiContext): grpc.UntypedServiceImplementation
           failStream(call, error);
         },
       });
-      call.on('drain', () => stream.drained());
+      output.onDrain(() => stream.drained());
       const handle = (request: WireWatchRequest, refusal: string | undefined): void => {
         if (!open) return;
         if (request.create_request) stream.create({ ...createFromWire(request.create_request), ...(refusal === undefined ? {} : { refusal }) });
@@ -89,6 +97,8 @@ export function watchService(ctx: ApiContext): grpc.UntypedServiceImplementation
           handle(request, undefined);
           return;
         }
+        // Counted as requests in progress: a client flooding creates while auth waits is paused too.
+        const answered = output.begin();
         const next: Promise<void> = (queue ?? Promise.resolve())
           .then(async () => handle(request, checked ? await watchRefusal(ctx, call, request) : undefined))
           .catch((error: unknown) => {
@@ -98,6 +108,7 @@ export function watchService(ctx: ApiContext): grpc.UntypedServiceImplementation
           });
         queue = next;
         void next.finally(() => {
+          answered();
           if (queue === next) queue = undefined;
         });
       });

@@ -5,6 +5,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { LockMetrics } from './locks.js';
+import { StreamAccounting } from './streams.js';
 
 /** etcd's buckets for disk latencies: 1 ms doubling to about 8 s. */
 const DISK_BUCKETS = Array.from({ length: 14 }, (_, i) => 0.001 * 2 ** i);
@@ -25,6 +26,8 @@ export interface MetricsSources {
   quotaBackendBytes?(): number;
   /** Lock names with a `name` label of their own on gavel_lock_*. */
   lockNames?: ReadonlySet<string>;
+  /** The watch hub's streams, watchers and slow (unsynced) watchers; absent where Watch is not served. */
+  watchFigures?(): { streams: number; watchers: number; slowWatchers: number };
 }
 
 export class MemberMetrics {
@@ -39,6 +42,8 @@ export class MemberMetrics {
   readonly peerReceived: Counter<'From'>;
   readonly leaseExpired: Counter;
   readonly locks: LockMetrics;
+  /** What long-lived streams buffer for their clients (gavel_server_stream*). */
+  readonly streams: StreamAccounting;
   readonly grpcStarted: Counter<'grpc_type' | 'grpc_service' | 'grpc_method'>;
   readonly grpcHandled: Counter<'grpc_type' | 'grpc_service' | 'grpc_method' | 'grpc_code'>;
   readonly grpcHandling: Histogram<'grpc_type' | 'grpc_service' | 'grpc_method'>;
@@ -65,6 +70,13 @@ export class MemberMetrics {
     new Gauge({ name: 'etcd_debugging_mvcc_keys_total', help: 'Total number of keys.', registers, collect() { this.set(sources.keyCount()); } });
     this.leaseExpired = new Counter({ name: 'etcd_debugging_server_lease_expired_total', help: 'The total number of expired leases.', registers });
     this.locks = new LockMetrics(this.registry, sources.lockNames ?? new Set());
+    this.streams = new StreamAccounting(this.registry);
+    const watch = sources.watchFigures;
+    if (watch !== undefined) {
+      new Gauge({ name: 'etcd_debugging_mvcc_watch_stream_total', help: 'Total number of watch streams.', registers, collect() { this.set(watch().streams); } });
+      new Gauge({ name: 'etcd_debugging_mvcc_watcher_total', help: 'Total number of watchers.', registers, collect() { this.set(watch().watchers); } });
+      new Gauge({ name: 'etcd_debugging_mvcc_slow_watcher_total', help: 'Total number of unsynced slow watchers.', registers, collect() { this.set(watch().slowWatchers); } });
+    }
     const grpcLabels = ['grpc_type', 'grpc_service', 'grpc_method'] as const;
     this.grpcStarted = new Counter({ name: 'grpc_server_started_total', help: 'Total number of RPCs started on the server.', labelNames: grpcLabels, registers });
     this.grpcHandled = new Counter({ name: 'grpc_server_handled_total', help: 'Total number of RPCs completed on the server, regardless of success or failure.', labelNames: [...grpcLabels, 'grpc_code'], registers });

@@ -3,6 +3,7 @@
  * that is re-opened with back-off, a snapshot sender, and the unary lease calls.
  */
 import * as grpc from '@grpc/grpc-js';
+import { GRPC_FRAME_BYTES, StreamOutput, type StreamTally } from '../api/stream-output.js';
 import { assert } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Message } from '../raft/types.js';
@@ -37,6 +38,8 @@ export interface PeerEnvironment {
   /** Plaintext for http://, the peer certificate and CA for https:// (server/tls.ts). */
   readonly channelCredentials: (url: string) => grpc.ChannelCredentials;
   readonly metrics?: TransportMetrics;
+  /** Where the outgoing stream reports what it buffers (gavel_server_stream*{stream="peer_send"}). */
+  readonly streams?: StreamTally;
   /** Both must be safe to call from inside send(): the transport defers them. */
   readonly unreachable: (peer: bigint) => void;
   readonly snapshotStatus: (peer: bigint, status: SnapshotStatus) => void;
@@ -55,12 +58,15 @@ export class Peer {
   private readonly snapshots: SnapshotSender;
   private readonly logger: Logger;
   private stream: AckStream | undefined;
+  /**
+   * The current stream's write side: batches wait in the (bounded) queue rather than in gRPC's
+   * buffer while it is past its bound (a slow or stalled receiver), and flush on its drain.
+   */
+  private output: StreamOutput<Uint8Array> | undefined;
   /** The receiver accepted the current stream (StreamAck seq 0). */
   private active = false;
   /** A connection attempt failed since the stream was last active: sends report unreachable. */
   private down = false;
-  /** False while waiting for 'drain' after write() returned false. */
-  private writable = false;
   private flushScheduled = false;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private seq = 0;
@@ -169,6 +175,12 @@ export class Peer {
     const { Stream: m } = peerDefinitions().client;
     const call = this.client.makeBidiStreamRequest<Uint8Array, WireStreamAck>(m.path, m.requestSerialize, m.responseDeserialize, this.metadata());
     this.stream = call;
+    // Acks are always read: only the writes are bounded.
+    const output = new StreamOutput<Uint8Array>(call, { kind: 'peer_send', tally: this.env.streams, reader: null });
+    output.onDrain(() => {
+      if (call === this.stream) this.flush();
+    });
+    this.output = output;
     this.seq = 0;
     call.on('data', (ack: WireStreamAck) => this.onAck(call, ack));
     // 'status' comes exactly once however the call ends; 'error' needs a listener not to crash.
@@ -181,7 +193,6 @@ export class Peer {
     if (ack.seq === '0') {
       this.active = true;
       this.down = false;
-      this.writable = true;
       this.backoff.reset();
       this.logger.info('peer stream connected', { url: this.urls[this.urlIndex] });
       this.flush();
@@ -198,8 +209,9 @@ export class Peer {
     if (call !== this.stream) return;
     const wasActive = this.active;
     this.stream = undefined;
+    this.output?.close();
+    this.output = undefined;
     this.active = false;
-    this.writable = false;
     this.probe = undefined;
     if (this.stopped) return;
     this.down = true;
@@ -213,21 +225,15 @@ export class Peer {
 
   private flush(): void {
     this.flushScheduled = false;
-    const call = this.stream;
-    while (call !== undefined && this.active && this.writable && this.queue.length > 0) {
-      if (!this.writeBatch(call, this.queue.take(this.env.limits.maxBatchBytes))) {
-        this.writable = false;
-        call.once('drain', () => {
-          if (call !== this.stream) return;
-          this.writable = true;
-          this.flush();
-        });
-      }
+    const output = this.output;
+    // A congested output calls flush() again when it drains.
+    while (output !== undefined && this.active && !output.congested && this.queue.length > 0) {
+      this.writeBatch(output, this.queue.take(this.env.limits.maxBatchBytes));
     }
   }
 
-  /** Returns write()'s answer: false means the stream buffers enough, wait for 'drain'. */
-  private writeBatch(call: AckStream, messages: readonly Message[]): boolean {
+  /** Returns whether the stream has room for more; false: wait for its drain. */
+  private writeBatch(output: StreamOutput<Uint8Array>, messages: readonly Message[]): boolean {
     this.seq += 1;
     const now = performance.now();
     const wantAck = this.probe === undefined && now - this.lastProbeMs >= this.env.limits.probeIntervalMs;
@@ -237,7 +243,7 @@ export class Peer {
     }
     const bytes = peerDefinitions().batchCodec.encode({ messages: messages.map(encodeMessage), seq: String(this.seq), want_ack: wantAck });
     this.env.metrics?.sentBytes(this.id, bytes.length);
-    return call.write(bytes);
+    return output.write(bytes, GRPC_FRAME_BYTES + bytes.length);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -255,8 +261,9 @@ export class Peer {
     this.reconnectTimer = undefined;
     const call = this.stream;
     this.stream = undefined;
+    this.output?.close();
+    this.output = undefined;
     this.active = false;
-    this.writable = false;
     this.probe = undefined;
     call?.cancel();
   }

@@ -4,6 +4,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { toServiceError, type ServiceErrorLike } from '../api/status.js';
+import { encodedSize, StreamOutput, type StreamTally } from '../api/stream-output.js';
 import type { Logger } from '../log.js';
 import type { Message, SnapMessage } from '../raft/types.js';
 import { decodeMessage, type WireRaftMessage } from './codec.js';
@@ -32,7 +33,11 @@ export interface ReceiverEnvironment {
   readonly maxSnapshotBytes: number;
   /** Where an incoming snapshot's bytes go. */
   readonly snapshotStreams: SnapshotStreams;
+  /** Where the peer streams report what they buffer (gavel_server_stream*{stream="peer_receive"}). */
+  readonly streams?: StreamTally;
 }
+
+const ackBytes = encodedSize('gavel.raft.v1.StreamAck');
 
 export function peerService(env: ReceiverEnvironment): grpc.UntypedServiceImplementation {
   return {
@@ -96,7 +101,14 @@ function receiveStream(env: ReceiverEnvironment, call: grpc.ServerDuplexStream<F
   }
   const from = auth.from;
   let failed = false;
-  call.write({ seq: '0' }); // accepted: the sender counts the stream as connected from now on
+  // Acks the sender does not read stop this side reading its batches (the sender then backs up
+  // into its bounded queue), instead of piling up here.
+  const output = new StreamOutput<WireStreamAck>(call, { kind: 'peer_receive', tally: env.streams });
+  const ack = (seq: string): void => {
+    const message = { seq };
+    output.write(message, ackBytes(message));
+  };
+  ack('0'); // accepted: the sender counts the stream as connected from now on
   call.on('data', (frame: Framed<WireMessageBatch>) => {
     if (failed) return;
     env.metrics?.receivedBytes(from, frame.bytes);
@@ -107,7 +119,7 @@ function receiveStream(env: ReceiverEnvironment, call: grpc.ServerDuplexStream<F
       call.emit('error', error);
       return;
     }
-    if (frame.value.want_ack) call.write({ seq: frame.value.seq });
+    if (frame.value.want_ack) ack(frame.value.seq);
   });
   call.on('end', () => call.end());
 }

@@ -11,6 +11,7 @@ import { constants as bufferConstants } from 'node:buffer';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import { GavelError, assert } from '../errors.js';
+import type { StreamTally } from '../api/stream-output.js';
 import type { Logger } from '../log.js';
 import type { Message } from '../raft/types.js';
 import { channelCredentials, serverCredentials, type TlsMaterial } from '../tls.js';
@@ -38,6 +39,8 @@ export interface PeerTransportOptions extends Partial<PeerLimits> {
   onUnreachable?(peer: bigint): void;
   onSnapshotStatus?(peer: bigint, status: SnapshotStatus): void;
   readonly metrics?: TransportMetrics;
+  /** Where the peer streams report what they buffer (server/api/stream-output.ts). */
+  readonly streams?: StreamTally;
   /** Largest snapshot this member accepts; default: the largest Buffer. */
   readonly maxSnapshotBytes?: number;
   /** Where snapshots' bytes come from and go to; default: the message's data field, in memory. */
@@ -83,6 +86,7 @@ export class PeerTransport {
       random: options.random ?? Math.random,
       channelCredentials: (url) => channelCredentials(url, options.tls),
       ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
+      ...(options.streams === undefined ? {} : { streams: options.streams }),
       unreachable: (peer) => {
         options.metrics?.peerUnreachable(peer);
         this.later(() => options.onUnreachable?.(peer));
@@ -108,6 +112,7 @@ export class PeerTransport {
         logger: this.logger,
         handlers: this.options.handlers,
         ...(this.options.metrics === undefined ? {} : { metrics: this.options.metrics }),
+        ...(this.options.streams === undefined ? {} : { streams: this.options.streams }),
         maxSnapshotBytes: this.options.maxSnapshotBytes ?? bufferConstants.MAX_LENGTH,
         snapshotStreams: this.snapshotStreams,
       }),

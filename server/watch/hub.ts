@@ -7,8 +7,10 @@
  * write revision and must stay cheap: it only looks at watchers interested in the changed keys
  * (single-key watchers through a map, range watchers through a list) and never waits on a
  * transport. A stream whose transport is backed up queues at most maxPendingResponsesPerStream
- * responses; past that its watchers fall back to unsynced, so a slow client costs O(1) memory
- * per watcher and never slows other streams.
+ * responses and maxPendingBytesPerStream (estimated) bytes, plus one response; past that its
+ * watchers fall back to unsynced, so a slow client costs O(1) memory per watcher and never slows
+ * other streams. (Control responses are always queued: they answer requests, which the adapter
+ * stops reading while the transport is backed up.)
  *
  * Ordering contract per watcher: created first, then events in revision order, each exactly
  * once, with no gap; a response's headerRevision H means "every event of this watcher up to H
@@ -18,7 +20,7 @@ import type { Clock } from '../clock.js';
 import { assert, GavelError, isGavelError } from '../errors.js';
 import type { MvccEvent } from '../mvcc/types.js';
 import { keyString, normalizeWatchRange, rangeContains, toKeyRange, type WatchKeyRange } from './key-range.js';
-import { batchWholeRevisions, fragmentEvents, selectEvents } from './responses.js';
+import { batchWholeRevisions, fragmentEvents, responseBytes, selectEvents } from './responses.js';
 import type { HistorySource, WatchCreate, WatchHubOptions, WatchResponse, WatchSink, WatchStream } from './types.js';
 
 /** etcd's clientv3.InvalidWatchID: stream-wide progress responses and refused creates carry it. */
@@ -36,6 +38,7 @@ export const CANCEL_REASONS = {
 } as const;
 
 const DEFAULT_MAX_PENDING_RESPONSES = 128;
+const DEFAULT_MAX_PENDING_BYTES = 256 * 1024;
 const DEFAULT_MAX_WATCHERS_PER_STREAM = 10_000;
 const DEFAULT_SYNC_BATCH_EVENTS = 1_000;
 const DEFAULT_SYNC_BUDGET_EVENTS = 10_000;
@@ -56,6 +59,11 @@ interface Watcher {
   lastSentMs: number;
 }
 
+interface Queued {
+  readonly response: WatchResponse;
+  readonly bytes: number;
+}
+
 /** One stream's outbound queue and watchers. Knows nothing about history or indexes. */
 class StreamState {
   readonly watchers = new Map<number, Watcher>();
@@ -65,12 +73,15 @@ class StreamState {
   closed = false;
   private blocked = false;
   private sending = false;
-  private queue: (WatchResponse | undefined)[] = [];
+  private queue: (Queued | undefined)[] = [];
   private head = 0;
+  /** Estimated bytes of the queued responses (server/watch/responses.ts responseBytes). */
+  private queuedBytes = 0;
 
   constructor(
     readonly sink: WatchSink,
     private readonly maxPending: number,
+    private readonly maxPendingBytes: number,
     private readonly onSinkError: (state: StreamState) => void,
   ) {}
 
@@ -80,7 +91,7 @@ class StreamState {
 
   /** Whether event responses may still be queued; control responses are always queued. */
   hasRoom(): boolean {
-    return !this.closed && this.pending < this.maxPending;
+    return !this.closed && this.pending < this.maxPending && this.queuedBytes < this.maxPendingBytes;
   }
 
   push(response: WatchResponse): void {
@@ -89,18 +100,23 @@ class StreamState {
       this.sendNow(response);
       return;
     }
-    this.queue.push(response);
+    const bytes = responseBytes(response);
+    this.queue.push({ response, bytes });
+    this.setQueuedBytes(this.queuedBytes + bytes);
   }
 
   /** Sends queued responses until the sink backs up again. */
   flush(): void {
     this.blocked = false;
+    let bytes = this.queuedBytes;
     while (!this.blocked && !this.closed && this.head < this.queue.length) {
-      const response = this.queue[this.head];
+      const queued = this.queue[this.head];
       this.queue[this.head++] = undefined;
-      assert(response !== undefined, 'watch queue slot empty');
-      this.sendNow(response);
+      assert(queued !== undefined, 'watch queue slot empty');
+      bytes -= queued.bytes;
+      this.sendNow(queued.response);
     }
+    if (!this.closed) this.setQueuedBytes(bytes);
     if (this.head === this.queue.length) {
       this.queue = [];
       this.head = 0;
@@ -114,6 +130,14 @@ class StreamState {
     this.closed = true;
     this.queue = [];
     this.head = 0;
+    this.setQueuedBytes(0);
+  }
+
+  private setQueuedBytes(bytes: number): void {
+    assert(bytes >= 0, `watch queue counted ${bytes} bytes`);
+    if (bytes === this.queuedBytes) return;
+    this.queuedBytes = bytes;
+    this.sink.queued?.(bytes);
   }
 
   private sendNow(response: WatchResponse): void {
@@ -142,6 +166,7 @@ export class WatchHub {
   private readonly maxResponseBytes: number;
   private readonly progressIntervalMs: number;
   private readonly maxPending: number;
+  private readonly maxPendingBytes: number;
   private readonly maxWatchersPerStream: number;
   private readonly syncBatchEvents: number;
   private readonly syncBudgetEvents: number;
@@ -157,6 +182,7 @@ export class WatchHub {
     this.maxResponseBytes = positiveInteger(options.maxResponseBytes, 'maxResponseBytes');
     this.progressIntervalMs = positive(options.progressIntervalMs, 'progressIntervalMs');
     this.maxPending = positiveInteger(options.maxPendingResponsesPerStream ?? DEFAULT_MAX_PENDING_RESPONSES, 'maxPendingResponsesPerStream');
+    this.maxPendingBytes = positiveInteger(options.maxPendingBytesPerStream ?? DEFAULT_MAX_PENDING_BYTES, 'maxPendingBytesPerStream');
     this.maxWatchersPerStream = positiveInteger(options.maxWatchersPerStream ?? DEFAULT_MAX_WATCHERS_PER_STREAM, 'maxWatchersPerStream');
     this.syncBatchEvents = positiveInteger(options.syncBatchEvents ?? DEFAULT_SYNC_BATCH_EVENTS, 'syncBatchEvents');
     this.syncBudgetEvents = positiveInteger(options.syncBudgetEvents ?? DEFAULT_SYNC_BUDGET_EVENTS, 'syncBudgetEvents');
@@ -197,7 +223,7 @@ export class WatchHub {
 
   openStream(sink: WatchSink): WatchStream {
     assert(!this.closed, 'openStream on a closed WatchHub');
-    const state = new StreamState(sink, this.maxPending, (broken) => this.closeStream(broken));
+    const state = new StreamState(sink, this.maxPending, this.maxPendingBytes, (broken) => this.closeStream(broken));
     this.streams.add(state);
     return {
       create: (request) => this.create(state, request),

@@ -32,6 +32,13 @@ export function eventBytes(event: MvccEvent): number {
   return EVENT_OVERHEAD_BYTES + keyValueBytes(event.kv) + (event.prevKv === undefined ? 0 : keyValueBytes(event.prevKv));
 }
 
+/** An estimate of a whole response's encoded size: what a queued or written response holds. */
+export function responseBytes(response: { readonly events: readonly MvccEvent[] }): number {
+  let total = RESPONSE_OVERHEAD_BYTES;
+  for (const event of response.events) total += eventBytes(event);
+  return total;
+}
+
 function keyValueBytes(kv: KeyValue): number {
   return KEY_VALUE_OVERHEAD_BYTES + kv.key.length + kv.value.length;
 }

@@ -56,6 +56,8 @@ export interface WatchSink {
   send(response: WatchResponse): boolean;
   /** Optional: the hub gave up on this stream (a client that sends requests but never reads); end the call with this error. */
   fail?(error: GavelError): void;
+  /** Optional: the estimated bytes of this stream's responses queued in the hub, whenever that changes (for accounting). */
+  queued?(bytes: number): void;
 }
 
 export interface WatchHubOptions {
@@ -66,6 +68,8 @@ export interface WatchHubOptions {
   readonly progressIntervalMs: number;
   /** Responses queued while the sink is backed up before the stream's watchers fall back to history (etcd's chanBufLen: 128). */
   readonly maxPendingResponsesPerStream?: number;
+  /** The same bound in estimated bytes (default 256 KiB): 128 large responses would be hundreds of MB. */
+  readonly maxPendingBytesPerStream?: number;
   readonly maxWatchersPerStream?: number;
   /** Events read from history per catch-up read (etcd reads up to 1000 revisions per sync). */
   readonly syncBatchEvents?: number;
