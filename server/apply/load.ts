@@ -14,6 +14,8 @@ export interface LoadOptions {
   readonly clock: Clock;
   /** --auth-token-ttl: a simple token's life after its last use, in seconds (default 300). */
   readonly authTokenTtlSeconds?: number;
+  /** --lease-checkpoint-interval, for the lessor's checkpoint schedule when this member leads; none: no checkpoints. */
+  readonly leaseCheckpointIntervalMs?: number;
 }
 
 export async function loadMachineState(storage: Storage, options: LoadOptions): Promise<MachineState> {
@@ -21,7 +23,7 @@ export async function loadMachineState(storage: Storage, options: LoadOptions): 
   const leases = await loadLeases(storage);
   const lessor = Lessor.restore(
     leases.map((l) => ({ id: l.id, ttlSeconds: l.ttlSeconds, remainingTtlSeconds: l.remainingTtlSeconds })),
-    { minTtlSeconds: options.minLeaseTtlSeconds, clock: options.clock },
+    { minTtlSeconds: options.minLeaseTtlSeconds, clock: options.clock, checkpointIntervalMs: options.leaseCheckpointIntervalMs },
   );
   for (const kv of store.keysWithLease()) if (lessor.exists(kv.lease)) lessor.attach(kv.lease, kv.key);
   const keys = Membership.keys();
