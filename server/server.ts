@@ -45,10 +45,10 @@ import { createCompactionPolicy, describeAutoCompaction } from './mvcc/auto-comp
 import { AutoCompactor } from './node/auto-compactor.js';
 import { DiskSizeCache, logQuota, QuotaGuard, withQuota } from './api/quota.js';
 import { effectiveQuotaBytes, MAX_SUGGESTED_QUOTA_BYTES } from './alarm/quota.js';
+import { afterInputTurn, LEASE_CHECKPOINT_ROUND_MS, LEASE_EXPIRY_ROUND_MS, LeaseDuties } from './lease/leader-duties.js';
 
 /** gRPC may carry a little more than a request's payload (etcd allows 512 KiB of overhead). */
 const GRPC_OVERHEAD_BYTES = 512 * 1024;
-const LEASE_EXPIRY_INTERVAL_MS = 250;
 const WATCH_TICK_INTERVAL_MS = 100;
 /** How often the leader looks for lock-delays whose time is up (it then proposes their end). */
 const LOCK_DELAY_CHECK_MS = 50;
@@ -57,10 +57,6 @@ const LOCK_DELAY_ENDS_PER_CHECK = 100;
 const PUBLISH_RETRY_MS = 500;
 const PUBLISH_WAIT_MS = 10_000;
 const HEALTH_READ_TIMEOUT_MS = 1000;
-/** Leases per checkpoint entry (etcd's limit too). */
-const LEASE_CHECKPOINT_BATCH = 1000;
-/** etcd revokes at most this many expired leases per second, so an expiry storm cannot swamp the log. */
-const LEASE_REVOKES_PER_SECOND = 1000;
 
 export interface MemberEvents {
   /** This member was removed from the cluster: the process should stop. */
@@ -106,7 +102,12 @@ export class Member {
   }
 
   private static async startOn(storage: Storage, config: Config, logger: Logger, events: MemberEvents, clock: Clock, tls: MemberTls): Promise<Member> {
-    const loadOptions = { minLeaseTtlSeconds: minLeaseTtlSeconds(config.electionTimeoutMs, config.heartbeatIntervalMs), clock, authTokenTtlSeconds: config.authTokenTtlSeconds };
+    const loadOptions = {
+      minLeaseTtlSeconds: minLeaseTtlSeconds(config.electionTimeoutMs, config.heartbeatIntervalMs),
+      clock,
+      authTokenTtlSeconds: config.authTokenTtlSeconds,
+      leaseCheckpointIntervalMs: config.leaseCheckpointIntervalMs,
+    };
     // A crash in the middle of a snapshot install is finished before anything is loaded.
     const snapshotDir = snapshotDirectory(config.dataDir);
     const resumed = await resumeSnapshotInstall(storage);
@@ -204,8 +205,6 @@ export class Member {
       // Publish name and client URLs as soon as there is a leader to take the proposal.
       onLeaderChange: (leader, isLeader) => {
         if (leader !== 0n) memberRef?.publishAttributes();
-        // A new leader checkpoints at once, so the next failover does not restart from stale values.
-        if (isLeader) setImmediate(() => memberRef?.checkpointLeases());
       },
       onRemoved: () => events.onRemoved?.(),
       metrics,
@@ -276,9 +275,20 @@ export class Member {
 
   private startLoops(): void {
     this.timers.push(setInterval(() => this.watchHub.tick(), WATCH_TICK_INTERVAL_MS));
-    this.timers.push(setInterval(() => this.expireLeases(), LEASE_EXPIRY_INTERVAL_MS));
+    const duties = new LeaseDuties({
+      lessor: () => this.machine.lessor,
+      isLeader: () => this.node.isLeader(),
+      propose: (mutation) => this.node.propose(mutation),
+      logger: this.logger,
+      onExpired: (count) => {
+        this.metrics.leaseExpired.inc(count);
+        this.metrics.locks.sessionExpiries.inc(count);
+      },
+    });
+    // Expiry decides right after the member has read its input (keep-alives count on arrival).
+    this.timers.push(setInterval(() => afterInputTurn(systemClock, () => duties.expireRound()), LEASE_EXPIRY_ROUND_MS));
     this.timers.push(setInterval(() => this.endLockDelays(), LOCK_DELAY_CHECK_MS));
-    this.timers.push(setInterval(() => this.checkpointLeases(), this.config.leaseCheckpointIntervalMs));
+    this.timers.push(setInterval(() => duties.checkpointRound(), LEASE_CHECKPOINT_ROUND_MS));
     for (const timer of this.timers) timer.unref();
     this.autoCompactor?.start();
   }
@@ -321,38 +331,6 @@ export class Member {
         setTimeout(() => this.publishAttributes(), PUBLISH_RETRY_MS).unref();
       },
     );
-  }
-
-  /**
-   * The leader records every lease's remaining TTL in the log (at promotion and then every
-   * --lease-checkpoint-interval), so a new leader continues the countdown instead of restarting
-   * it: an abandoned lease is revoked at most TTL + election timeout + checkpoint interval
-   * after its last keep-alive, however often leadership changes.
-   */
-  checkpointLeases(): void {
-    if (!this.node.isLeader()) return;
-    const all = this.machine.lessor.checkpoints();
-    for (let i = 0; i < all.length; i += LEASE_CHECKPOINT_BATCH) {
-      const checkpoints = all.slice(i, i + LEASE_CHECKPOINT_BATCH).map((c) => ({ ID: c.id.toString(), remaining_TTL: String(c.remainingTtlSeconds) }));
-      this.node.propose({ lease_checkpoint: { checkpoints } }).catch((error: unknown) => this.logger.debug('lease checkpoint failed', { error }));
-    }
-  }
-
-  /** Only the leader expires leases, and only by proposing the revoke: keys vanish when it commits. */
-  private expireLeases(): void {
-    if (!this.node.isLeader()) return;
-    const limit = Math.ceil((LEASE_REVOKES_PER_SECOND * LEASE_EXPIRY_INTERVAL_MS) / 1000);
-    const expired = this.machine.lessor.expiredLeases(limit);
-    if (expired.length === 0) return;
-    this.logger.info('leases expired', { count: expired.length });
-    this.metrics.leaseExpired.inc(expired.length);
-    this.metrics.locks.sessionExpiries.inc(expired.length);
-    for (const id of expired) {
-      // lease_expire, not lease_revoke: an expiry (unlike a revoke) starts the coordinator's lock-delays.
-      this.node.propose({ lease_expire: { ID: id.toString() } }).catch((error: unknown) => {
-        this.logger.warn('failed to revoke expired lease', { lease: id.toString(16), error });
-      });
-    }
   }
 
   /** Only the leader ends lock-delays, by proposing the end when its clock says the time is up. */

@@ -17,6 +17,8 @@ export interface LoadOptions {
   readonly authTokenTtlSeconds?: number;
   /** Bytes of decoded key-value versions cached in memory (MvccStore). */
   readonly versionCacheBytes?: number;
+  /** --lease-checkpoint-interval, for the lessor's checkpoint schedule when this member leads; none: no checkpoints. */
+  readonly leaseCheckpointIntervalMs?: number;
 }
 
 export async function loadMachineState(storage: Storage, options: LoadOptions): Promise<MachineState> {
@@ -24,7 +26,7 @@ export async function loadMachineState(storage: Storage, options: LoadOptions): 
   const leases = await loadLeases(storage);
   const lessor = Lessor.restore(
     leases.map((l) => ({ id: l.id, ttlSeconds: l.ttlSeconds, remainingTtlSeconds: l.remainingTtlSeconds })),
-    { minTtlSeconds: options.minLeaseTtlSeconds, clock: options.clock },
+    { minTtlSeconds: options.minLeaseTtlSeconds, clock: options.clock, checkpointIntervalMs: options.leaseCheckpointIntervalMs },
   );
   for (const kv of store.keysWithLease()) if (lessor.exists(kv.lease)) lessor.attach(kv.lease, kv.key);
   const keys = Membership.keys();

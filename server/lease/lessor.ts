@@ -5,9 +5,21 @@
  * - Replicated state (grant, revoke, attach, detach, checkpoint, snapshot/restore) changes only
  *   when the applier applies a committed entry, so it is identical on every member and must be
  *   deterministic: no clock reads there.
- * - Leader-local state (promote, demote, renew, expiredLeases, nextExpiryMs) is each lease's
- *   deadline. Expiry is not replicated: only the leader watches deadlines, and it expires a lease
- *   by proposing a revoke that goes through the log. Followers keep no deadlines at all.
+ * - Leader-local state (promote, demote, stamp, renew, expiredLeases, dueCheckpoints,
+ *   nextExpiryMs) is each lease's deadline and its checkpoint schedule. Expiry is not replicated:
+ *   only the leader watches deadlines, and it expires a lease by proposing a revoke that goes
+ *   through the log. Followers keep no deadlines at all.
+ *
+ * Expiry judges the client, not the member's backlog: a keep-alive counts from the moment it
+ * ARRIVED (stamp(), called before anything makes it wait), and the moment a lease expires is the
+ * moment expiredLeases() hands it out for its revoke; until then a keep-alive still renews it,
+ * after that none does.
+ *
+ * Checkpoints cost what matters, not what exists: a lease is scheduled for a checkpoint only
+ * while a failover could otherwise extend its life by more than the checkpoint interval (its
+ * remaining TTL is longer than the interval), one interval after its countdown was last known to
+ * the log; dueCheckpoints() hands out at most a bounded batch, earliest first. Every operation
+ * here is O(log n) per lease touched, except promote/demote (O(n), once per leader change).
  */
 import type { Clock } from '../clock.js';
 import { assert, GavelError } from '../errors.js';
@@ -28,6 +40,11 @@ export interface LessorOptions {
   /** Granted TTLs below this are raised to it (see minLeaseTtlSeconds). */
   readonly minTtlSeconds: number;
   readonly expiredRetryMs?: number;
+  /**
+   * --lease-checkpoint-interval: how stale the log's view of a lease's countdown may grow before the
+   * leader records it again. Undefined: no checkpoints are scheduled (a member that never fails over).
+   */
+  readonly checkpointIntervalMs?: number;
 }
 
 export interface GrantedLease {
@@ -42,6 +59,12 @@ export interface LeaseTimeToLive {
   readonly grantedTtlSeconds: number;
   /** Attached keys, sorted byte-wise. */
   readonly keys: Bytes[];
+}
+
+/** One lease's remaining TTL for a checkpoint proposal. */
+export interface LeaseCheckpoint {
+  readonly id: bigint;
+  readonly remainingTtlSeconds: number;
 }
 
 export interface LeaseSnapshotEntry {
@@ -66,6 +89,8 @@ interface LeaseState {
   baseExpiryMs?: number;
   /** Leader only: a checkpoint with this lease's remaining TTL was handed out and may not have applied yet. */
   checkpointPending?: boolean;
+  /** Leader only: expiredLeases() handed it out for its revoke; from then on no keep-alive renews it. */
+  revoking?: boolean;
 }
 
 /**
@@ -84,18 +109,24 @@ export class Lessor {
   private readonly leasesById = new Map<bigint, LeaseState>();
   /** Leader only: the next time each lease must be looked at (its expiry, or a retry time once handed out). */
   private readonly deadlines = new LeaseQueue();
+  /** Leader only: when each lease that needs one is due for a checkpoint (see scheduleCheckpoint). */
+  private readonly checkpointsDue = new LeaseQueue();
   private primary = false;
   private readonly clock: Clock;
   private readonly minTtlSeconds: number;
   private readonly expiredRetryMs: number;
+  private readonly checkpointIntervalMs: number | undefined;
 
   constructor(options: LessorOptions) {
     assert(Number.isSafeInteger(options.minTtlSeconds) && options.minTtlSeconds >= 1, 'minTtlSeconds must be an integer >= 1');
     const retryMs = options.expiredRetryMs ?? DEFAULT_EXPIRED_RETRY_MS;
     assert(Number.isFinite(retryMs) && retryMs > 0, 'expiredRetryMs must be > 0');
+    const interval = options.checkpointIntervalMs;
+    assert(interval === undefined || (Number.isFinite(interval) && interval > 0), 'checkpointIntervalMs must be > 0');
     this.clock = options.clock;
     this.minTtlSeconds = options.minTtlSeconds;
     this.expiredRetryMs = retryMs;
+    this.checkpointIntervalMs = interval;
   }
 
   /** Rebuilds the replicated state from snapshot(); attached keys come from the KV store's leased keys. */
@@ -125,6 +156,11 @@ export class Lessor {
     return this.leasesById.size;
   }
 
+  /** Leader only: how many leases are scheduled for a checkpoint (the others do not need one). */
+  get scheduledCheckpoints(): number {
+    return this.checkpointsDue.size;
+  }
+
   // ---- replicated state: called by the applier only ----
 
   grant(id: bigint, ttlSeconds: number): GrantedLease {
@@ -137,10 +173,7 @@ export class Lessor {
     const granted = Math.max(ttlSeconds, this.minTtlSeconds);
     const lease: LeaseState = { id, ttlSeconds: granted, remainingTtlSeconds: 0, keys: new Map(), expiryMs: undefined };
     this.leasesById.set(id, lease);
-    if (this.primary) {
-      this.schedule(lease, this.clock.now() + granted * 1000);
-      lease.baseExpiryMs = lease.expiryMs;
-    }
+    if (this.primary) this.refresh(lease, this.clock.now());
     return { id, ttlSeconds: granted };
   }
 
@@ -150,6 +183,7 @@ export class Lessor {
     if (lease === undefined) throw new GavelError('LeaseNotFound');
     this.leasesById.delete(id);
     this.deadlines.remove(id);
+    this.checkpointsDue.remove(id);
     return sortedKeys(lease);
   }
 
@@ -198,62 +232,66 @@ export class Lessor {
 
   /**
    * Becoming leader: every lease gets a full fresh deadline (its checkpointed remaining TTL if
-   * one was recorded), plus extraMs, so no lease expires because of the failover itself.
+   * one was recorded), plus extraMs, so no lease expires because of the failover itself. O(n),
+   * once per leader change.
    */
   promote(extraMs = 0): void {
     assert(Number.isFinite(extraMs) && extraMs >= 0, `promote extraMs ${extraMs}`);
     this.primary = true;
     this.deadlines.clear();
+    this.checkpointsDue.clear();
     const now = this.clock.now();
     for (const lease of this.leasesById.values()) {
       const seconds = lease.remainingTtlSeconds > 0 ? lease.remainingTtlSeconds : lease.ttlSeconds;
-      this.schedule(lease, now + seconds * 1000 + extraMs);
+      lease.revoking = false;
       lease.baseExpiryMs = now + seconds * 1000;
+      this.schedule(lease, lease.baseExpiryMs + extraMs);
+      // The log's view of this countdown is exact as of now; it goes stale from here.
+      this.scheduleCheckpoint(lease, now);
     }
   }
 
-  /**
-   * Leader only: each lease's remaining TTL in whole seconds (rounded down, at least 1), counted
-   * from its deadline without the promote grace, for a checkpoint proposal. A new leader starts
-   * from these instead of the full TTL, which bounds a lease's life under repeated failovers.
-   */
-  checkpoints(): { id: bigint; remainingTtlSeconds: number }[] {
-    if (!this.primary) return [];
-    const now = this.clock.now();
-    const result: { id: bigint; remainingTtlSeconds: number }[] = [];
-    for (const lease of this.leasesById.values()) {
-      const base = lease.baseExpiryMs ?? lease.expiryMs;
-      if (base === undefined) continue;
-      // Rounded down, so every checkpoint after any elapsed time lowers the value: a new leader's
-      // grace (at least one second) covers the rounding, so no lease expires early.
-      result.push({ id: lease.id, remainingTtlSeconds: Math.max(1, Math.floor((base - now) / 1000)) });
-      lease.checkpointPending = true;
-    }
-    return result;
-  }
-
-  /** Losing leadership: stop expiring; followers keep no deadlines. */
+  /** Losing leadership: stop expiring and checkpointing; followers keep no deadlines. */
   demote(): void {
     this.primary = false;
     this.deadlines.clear();
-    for (const lease of this.leasesById.values()) lease.expiryMs = undefined;
+    this.checkpointsDue.clear();
+    for (const lease of this.leasesById.values()) {
+      lease.expiryMs = undefined;
+      lease.baseExpiryMs = undefined;
+      lease.revoking = false;
+    }
   }
 
   /**
-   * A keep-alive on the leader: deadline = now + TTL; returns the granted TTL (etcd's keep-alive
-   * answer). A lease whose deadline already passed is "not found": etcd makes such a renew wait
-   * for the revoke and then answers not-found; we answer at once.
-   * A renewed lease whose checkpoint recorded a shorter remaining TTL needs that checkpoint
-   * cleared (the caller proposes checkpoint(id, 0), as etcd does): see checkpointNeedsClearing.
+   * A keep-alive for `id` has just arrived: it counts from now. Call it BEFORE anything makes the
+   * keep-alive wait (the applied index, the answer's turn), and pass the returned arrival time to
+   * renew(): however long the answer takes, the member's backlog cannot expire the lease. A lease
+   * not known here yet (its grant still being applied) or already handed out for its revoke is
+   * left alone; renew() gives the answer.
    */
-  renew(id: bigint): number {
+  stamp(id: bigint): number {
+    const now = this.clock.now();
+    const lease = this.leasesById.get(id);
+    if (this.primary && lease !== undefined && lease.revoking !== true) this.refresh(lease, now);
+    return now;
+  }
+
+  /**
+   * The answer to a keep-alive that arrived at arrivedMs (see stamp): deadline = arrival + TTL;
+   * returns the granted TTL (etcd's keep-alive answer). A lease handed out for its revoke is "not
+   * found": etcd makes such a renew wait for the revoke and then answers not-found; we answer at
+   * once. A lease whose deadline passed but which is not handed out yet is still renewed: expiry
+   * happens at the hand-out, and only the leader's own delay put the two apart.
+   * A renewed lease whose checkpoint recorded a shorter remaining TTL needs that checkpoint
+   * cleared (the caller proposes checkpoint(id, 0), as etcd does): see takeStaleCheckpoint.
+   */
+  renew(id: bigint, arrivedMs = this.clock.now()): number {
+    assert(Number.isFinite(arrivedMs), `renew arrivedMs ${arrivedMs}`);
     if (!this.primary) throw new GavelError('NotLeader');
     const lease = this.leasesById.get(id);
-    if (lease === undefined) throw new GavelError('LeaseNotFound');
-    const now = this.clock.now();
-    if (lease.expiryMs !== undefined && lease.expiryMs <= now) throw new GavelError('LeaseNotFound');
-    this.schedule(lease, now + lease.ttlSeconds * 1000);
-    lease.baseExpiryMs = now + lease.ttlSeconds * 1000;
+    if (lease === undefined || lease.revoking === true) throw new GavelError('LeaseNotFound');
+    this.refresh(lease, arrivedMs);
     return lease.ttlSeconds;
   }
 
@@ -275,8 +313,9 @@ export class Lessor {
 
   /**
    * Up to `limit` leases whose deadline has passed, earliest first, for the leader to propose
-   * revokes. A handed-out lease is not handed out again before expiredRetryMs has passed (the
-   * revoke may still be in flight; if it got lost, it is retried then).
+   * revokes. From here on the lease is expired: keep-alives answer not-found. A handed-out lease
+   * is not handed out again before expiredRetryMs has passed (the revoke may still be in flight;
+   * if it got lost, it is retried then).
    */
   expiredLeases(limit: number): bigint[] {
     assert(Number.isSafeInteger(limit) && limit >= 0, `expiredLeases limit ${limit}`);
@@ -287,9 +326,44 @@ export class Lessor {
       const next = this.deadlines.peek();
       if (next === undefined || next.deadlineMs > now) break;
       expired.push(next.id);
+      this.mustGet(next.id).revoking = true;
+      this.checkpointsDue.remove(next.id);
       this.deadlines.upsert(next.id, now + this.expiredRetryMs);
     }
     return expired;
+  }
+
+  /**
+   * Up to `limit` due checkpoints, earliest first: each lease's remaining TTL in whole seconds
+   * (rounded down, at least 1), counted from its deadline without the promote grace, for one
+   * checkpoint proposal. A new leader starts from these instead of the full TTL. Looks at no more
+   * than `limit` leases, so a round costs the same with ten leases or a million. A caller that
+   * runs in rounds passes its round length as aheadMs, so no checkpoint is made late.
+   */
+  dueCheckpoints(limit: number, aheadMs = 0): LeaseCheckpoint[] {
+    assert(Number.isSafeInteger(limit) && limit >= 0, `dueCheckpoints limit ${limit}`);
+    assert(Number.isFinite(aheadMs) && aheadMs >= 0, `dueCheckpoints aheadMs ${aheadMs}`);
+    if (!this.primary) return [];
+    const now = this.clock.now();
+    const due: LeaseCheckpoint[] = [];
+    for (let looked = 0; looked < limit; looked++) {
+      const next = this.checkpointsDue.peek();
+      if (next === undefined || next.deadlineMs > now + aheadMs) break;
+      const lease = this.mustGet(next.id);
+      const base = lease.baseExpiryMs;
+      assert(base !== undefined && lease.revoking !== true, `lease ${lease.id} scheduled for a checkpoint without a live deadline`);
+      if (base <= now) {
+        // Expired, its revoke not yet handed out: a checkpoint would tell the next leader nothing useful.
+        this.checkpointsDue.remove(lease.id);
+        continue;
+      }
+      // Rounded down, so the log never overstates what is left: a new leader's grace (at least
+      // one second) covers the rounding, so no lease expires early.
+      due.push({ id: lease.id, remainingTtlSeconds: Math.max(1, Math.floor((base - now) / 1000)) });
+      lease.checkpointPending = true;
+      this.scheduleCheckpoint(lease, now);
+    }
+    return due;
   }
 
   /** The earliest deadline on the clock (absolute ms), for scheduling the next expiredLeases(); undefined if none or not leader. */
@@ -297,11 +371,40 @@ export class Lessor {
     return this.primary ? this.deadlines.peek()?.deadlineMs : undefined;
   }
 
+  /** When the earliest checkpoint is due (absolute ms); undefined if none or not leader. */
+  nextCheckpointMs(): number | undefined {
+    return this.primary ? this.checkpointsDue.peek()?.deadlineMs : undefined;
+  }
+
   // ---- helpers ----
+
+  /** A keep-alive (or the grant) at arrivedMs: the deadline moves to arrival + TTL, never back. */
+  private refresh(lease: LeaseState, arrivedMs: number): void {
+    const base = arrivedMs + lease.ttlSeconds * 1000;
+    // Answers may complete out of order: an earlier arrival never shortens a later one's deadline.
+    if (lease.baseExpiryMs !== undefined && base < lease.baseExpiryMs) return;
+    lease.baseExpiryMs = base;
+    this.schedule(lease, base);
+    this.scheduleCheckpoint(lease, arrivedMs);
+  }
 
   private schedule(lease: LeaseState, expiryMs: number): void {
     lease.expiryMs = expiryMs;
     this.deadlines.upsert(lease.id, expiryMs);
+  }
+
+  /**
+   * At knownMs the log's view of this lease's countdown (its checkpoint, or its full TTL after a
+   * grant, a renew or a promote) was exact; from then on a failover would extend the lease by the
+   * time since. A checkpoint is due one interval later, and only if the lease then still has more
+   * than that left to live: a shorter one cannot be extended by more than an interval anyway.
+   */
+  private scheduleCheckpoint(lease: LeaseState, knownMs: number): void {
+    const interval = this.checkpointIntervalMs;
+    const base = lease.baseExpiryMs;
+    if (interval === undefined || base === undefined) return;
+    if (base - knownMs > interval) this.checkpointsDue.upsert(lease.id, knownMs + interval);
+    else this.checkpointsDue.remove(lease.id);
   }
 
   private remainingSeconds(lease: LeaseState): number {

@@ -32,6 +32,7 @@ import type { Consensus, MemberInfo, NodeStatus } from './consensus.js';
 import { deferred, type Deferred } from './deferred.js';
 import { ShellStorage } from './shell-storage.js';
 import { MemberSnapshots } from './snapshots.js';
+import { renewOnLeader, type KeepAliveLeader } from '../lease/keep-alive.js';
 import type { MemberMetrics } from '../metrics/registry.js';
 
 /** What the node needs from the peer transport. */
@@ -258,18 +259,32 @@ export class RaftNode implements Consensus {
     this.checkpointClears.add(id);
   }
 
-  /** Keep-alives are served by the leader: locally when this is it, else forwarded. */
+  /** This member as the leader that answers keep-alives (server/lease/keep-alive.ts). */
+  private readonly keepAliveLeader: KeepAliveLeader = {
+    lessor: () => this.options.machine.lessor,
+    isLeader: () => this.isLeader(),
+    caughtUp: () => this.waitApplied(this.rawNode.status().commit),
+  };
+
+  /**
+   * Keep-alives are served by the leader: locally when this is it, else forwarded. Call it as the
+   * keep-alive arrives (the client's stream or a follower's forward): the leader stamps the lease
+   * synchronously, BEFORE the answer waits for the applied index, so a member busy applying
+   * cannot expire a lease whose keep-alive it has already received.
+   */
   async renewLease(id: bigint, signal?: AbortSignal): Promise<number> {
     // Like etcd, a keep-alive that meets an election waits for the new leader (bounded) rather
     // than failing: a failover must not cost a client its lease.
     const deadline = Date.now() + this.requestTimeoutMs;
     for (;;) {
+      if (this.stopped) throw new GavelError('Stopped');
       if (this.leader === NONE) await this.waitForLeader(signal);
       if (this.isLeader()) {
-        await this.waitApplied(this.rawNode.status().commit);
-        const ttl = this.options.machine.lessor.renew(id);
-        if (this.options.machine.lessor.takeStaleCheckpoint(id)) this.clearCheckpoint(id);
-        return ttl;
+        const answer = await renewOnLeader(this.keepAliveLeader, id);
+        // Leadership went while the answer waited: the stamp went with it; the new leader answers.
+        if (answer === undefined) continue;
+        if (answer.clearCheckpoint) this.clearCheckpoint(id);
+        return answer.ttlSeconds;
       }
       const leader = this.leader;
       try {
@@ -685,11 +700,39 @@ export class RaftNode implements Consensus {
     }
   }
 
-  private async waitApplied(index: number): Promise<void> {
-    const deadline = Date.now() + this.requestTimeoutMs;
-    while (this.options.machine.appliedIndex < index) {
-      if (Date.now() > deadline) throw new GavelError('Timeout');
-      await sleep(2);
+  /** Keep-alives and TimeToLive calls waiting for the applied index to reach theirs. */
+  private appliedWaiters: { readonly index: number; readonly deadlineMs: number; readonly waiter: Deferred<void> }[] = [];
+  private appliedPoll: NodeJS.Timeout | undefined;
+
+  /**
+   * Resolves once the applied index reaches `index` (at once if it has), or fails with Timeout
+   * after the request timeout. One poll timer serves every waiter, so a burst of keep-alives on a
+   * busy member costs one timer, not one each.
+   */
+  private waitApplied(index: number): Promise<void> {
+    if (this.options.machine.appliedIndex >= index) return Promise.resolve();
+    const waiter = deferred<void>();
+    this.appliedWaiters.push({ index, deadlineMs: Date.now() + this.requestTimeoutMs, waiter });
+    if (this.appliedPoll === undefined) {
+      this.appliedPoll = setInterval(() => this.releaseAppliedWaiters(), 2);
+      this.appliedPoll.unref();
+    }
+    return waiter.promise;
+  }
+
+  private releaseAppliedWaiters(): void {
+    const applied = this.options.machine.appliedIndex;
+    const now = Date.now();
+    const waiting: typeof this.appliedWaiters = [];
+    for (const entry of this.appliedWaiters) {
+      if (entry.index <= applied) entry.waiter.resolve();
+      else if (now > entry.deadlineMs || this.stopped) entry.waiter.reject(new GavelError(this.stopped ? 'Stopped' : 'Timeout'));
+      else waiting.push(entry);
+    }
+    this.appliedWaiters = waiting;
+    if (waiting.length === 0 && this.appliedPoll !== undefined) {
+      clearInterval(this.appliedPoll);
+      this.appliedPoll = undefined;
     }
   }
 

@@ -12,6 +12,11 @@
  * other streams. (Control responses are always queued: they answer requests, which the adapter
  * stops reading while the transport is backed up.)
  *
+ * Limits refuse what is over them, not what came before: past maxWatchersPerStream each further
+ * create is refused on its own (etcd's answer to a refused create: created and canceled, watch id
+ * -1, a cancel reason) while the stream's watchers keep their events. A stream is cut off only if
+ * its client does not read (see controlRoom).
+ *
  * Ordering contract per watcher: created first, then events in revision order, each exactly
  * once, with no gap; a response's headerRevision H means "every event of this watcher up to H
  * has been sent" (for the stream-wide progress response, for every watcher of the stream).
@@ -42,6 +47,10 @@ const DEFAULT_MAX_PENDING_BYTES = 256 * 1024;
 const DEFAULT_MAX_WATCHERS_PER_STREAM = 10_000;
 const DEFAULT_SYNC_BATCH_EVENTS = 1_000;
 const DEFAULT_SYNC_BUDGET_EVENTS = 10_000;
+/** How long a stream's control backlog may stay over its bound without the client reading any of it. */
+const DEFAULT_STALLED_STREAM_MS = 30_000;
+/** Past this many times its bound, a control backlog is cut off even from a client that reads (memory). */
+const CONTROL_BACKLOG_CEILING_FACTOR = 4;
 
 interface Watcher {
   readonly id: number;
@@ -70,6 +79,8 @@ class StreamState {
   readonly unsynced = new Set<Watcher>();
   nextWatchId = 0;
   progressDeferred = false;
+  /** Since when (hub clock) the control backlog has been over its bound with no drain from the client. */
+  overBoundSinceMs: number | undefined = undefined;
   closed = false;
   private blocked = false;
   private sending = false;
@@ -170,6 +181,7 @@ export class WatchHub {
   private readonly maxWatchersPerStream: number;
   private readonly syncBatchEvents: number;
   private readonly syncBudgetEvents: number;
+  private readonly stalledStreamMs: number;
   /** The newest revision notify() has seen: the hub's "current revision". */
   private revision: number;
   private closed = false;
@@ -186,6 +198,7 @@ export class WatchHub {
     this.maxWatchersPerStream = positiveInteger(options.maxWatchersPerStream ?? DEFAULT_MAX_WATCHERS_PER_STREAM, 'maxWatchersPerStream');
     this.syncBatchEvents = positiveInteger(options.syncBatchEvents ?? DEFAULT_SYNC_BATCH_EVENTS, 'syncBatchEvents');
     this.syncBudgetEvents = positiveInteger(options.syncBudgetEvents ?? DEFAULT_SYNC_BUDGET_EVENTS, 'syncBudgetEvents');
+    this.stalledStreamMs = positive(options.stalledStreamMs ?? DEFAULT_STALLED_STREAM_MS, 'stalledStreamMs');
     this.revision = source.currentRevision;
     assert(Number.isSafeInteger(this.revision) && this.revision >= 0, `history revision ${this.revision}`);
   }
@@ -341,6 +354,7 @@ export class WatchHub {
 
   private drained(stream: StreamState): void {
     if (stream.closed) return;
+    stream.overBoundSinceMs = undefined; // the client reads
     stream.flush();
     if (stream.unsynced.size > 0) this.syncStream(stream, { events: this.syncBudgetEvents });
   }
@@ -353,12 +367,21 @@ export class WatchHub {
   }
 
   /**
-   * Control responses (created, canceled, progress) are never dropped, so a client that keeps
-   * sending requests but never reads is cut off: the stream closes and the sink's fail() (if
-   * any) ends the call. Not thrown: the adapter calls us from a transport event handler.
+   * Control responses (created, canceled, progress) are never dropped: every create gets its
+   * answer, in order, refused ones too. So a burst of requests sent before the client reads
+   * anything queues past the bound (maxPending + maxWatchersPerStream); that alone ends nothing.
+   * Only a client that does not read is cut off: its backlog stayed over the bound for
+   * stalledStreamMs without a single drain. A backlog CONTROL_BACKLOG_CEILING_FACTOR times the
+   * bound is cut off regardless, so memory stays bounded. Cutting off closes the stream and the
+   * sink's fail() (if any) ends the call. Not thrown: the adapter calls us from a transport event handler.
    */
   private controlRoom(stream: StreamState): boolean {
-    if (stream.pending < this.maxPending + this.maxWatchersPerStream) return true;
+    const bound = this.maxPending + this.maxWatchersPerStream;
+    if (stream.pending < bound) return true;
+    const now = this.clock.now();
+    stream.overBoundSinceMs ??= now;
+    const notReading = now - stream.overBoundSinceMs >= this.stalledStreamMs;
+    if (!notReading && stream.pending < bound * CONTROL_BACKLOG_CEILING_FACTOR) return true;
     this.closeStream(stream);
     stream.sink.fail?.(new GavelError('TooManyRequests', 'etcdserver: too many requests'));
     return false;

@@ -75,6 +75,11 @@ export interface WatchHubOptions {
   readonly syncBatchEvents?: number;
   /** Events read from history per tick()/drained() call over all watchers, so catch-up never stalls the apply loop. */
   readonly syncBudgetEvents?: number;
+  /**
+   * How long (hub clock) a stream's control backlog may stay over its bound without the client
+   * draining any of it before the stream is cut off as a client that does not read (default 30 s).
+   */
+  readonly stalledStreamMs?: number;
 }
 
 export interface WatchStream {

@@ -191,6 +191,54 @@ describe('leader-local expiry', () => {
     expect(lessor.nextExpiryMs()).toBeUndefined();
   });
 
+  it('a keep-alive renews a lease whose deadline passed as long as it is not handed out for its revoke yet', () => {
+    const { clock, lessor } = setup();
+    lessor.promote();
+    lessor.grant(1n, 10);
+    clock.advance(10_100); // the deadline passed, but the leader has not looked yet (busy, or between rounds)
+    expect(lessor.renew(1n)).toBe(10);
+    clock.advance(9_999);
+    expect(lessor.expiredLeases(10)).toEqual([]);
+    clock.advance(1);
+    expect(lessor.expiredLeases(10)).toEqual([1n]);
+  });
+
+  it('stamp() on arrival holds the lease while the answer waits; renew() answers from the arrival', () => {
+    const { clock, lessor } = setup();
+    lessor.promote();
+    lessor.grant(1n, 3);
+    clock.advance(2_000);
+    const arrivedMs = lessor.stamp(1n); // the keep-alive arrived; its answer waits for the applied index
+    clock.advance(2_500); // past the grant's deadline: the expiry rounds find nothing
+    expect(lessor.expiredLeases(10)).toEqual([]);
+    expect(lessor.renew(1n, arrivedMs)).toBe(3);
+    expect(lessor.nextExpiryMs()).toBe(arrivedMs + 3_000);
+    // An older keep-alive answered later never shortens a newer one's deadline.
+    const later = lessor.stamp(1n);
+    expect(lessor.renew(1n, arrivedMs)).toBe(3);
+    expect(lessor.nextExpiryMs()).toBe(later + 3_000);
+    // A lease not known yet (its grant still being applied) is stamped by renew() after the wait.
+    const early = lessor.stamp(2n);
+    clock.advance(100);
+    lessor.grant(2n, 3);
+    expect(lessor.renew(2n, early)).toBe(3);
+  });
+
+  it('once handed out for its revoke, a lease is gone for keep-alives: stamp() changes nothing, renew() is not-found', () => {
+    const { clock, lessor } = setup();
+    lessor.promote();
+    lessor.grant(1n, 3);
+    clock.advance(3_000);
+    expect(lessor.expiredLeases(10)).toEqual([1n]);
+    const arrivedMs = lessor.stamp(1n);
+    expect(errorCode(() => lessor.renew(1n, arrivedMs))).toBe('LeaseNotFound');
+    expect(lessor.nextExpiryMs()).toBe(clock.now() + 3_000); // still only the revoke's retry
+    // A new leader (the revoke got lost) gives it a fresh deadline, and keep-alives renew it again.
+    lessor.demote();
+    lessor.promote();
+    expect(lessor.renew(1n)).toBe(3);
+  });
+
   it('a lease granted while leader counts down from the grant', () => {
     const { clock, lessor } = setup();
     lessor.promote();

@@ -529,17 +529,74 @@ describe('slow streams', () => {
     expect(hub.streamCount).toBe(1);
   });
 
-  it('a client that never reads but keeps sending requests is cut off with fail()', () => {
-    const { hub } = setup({ maxPendingResponsesPerStream: 2, maxWatchersPerStream: 3 });
+  it('a client that never reads but keeps sending requests is cut off with fail() once it has not read for stalledStreamMs', () => {
+    const { hub, clock } = setup({ maxPendingResponsesPerStream: 2, maxWatchersPerStream: 3, stalledStreamMs: 5_000 });
     const sink = new RecordingSink();
     const stream = hub.openStream(sink);
     sink.accepting = false;
-    for (let i = 0; i < 20; i++) {
+    for (let i = 0; i < 4; i++) {
       stream.create(watch('k'));
       stream.cancel(i);
     }
+    // Over the bound (5 queued), but it has not been long: a burst, not yet a client that does not read.
+    expect(sink.failure).toBeUndefined();
+    clock.advance(4_999);
+    stream.create(watch('k'));
+    expect(sink.failure).toBeUndefined();
+    clock.advance(1);
+    stream.create(watch('k'));
     expect(sink.failure?.code).toBe('TooManyRequests');
+    expect(sink.failure?.message).toBe('etcdserver: too many requests');
     expect(hub.streamCount).toBe(0);
+  });
+
+  it('a client that reads now and then is never cut off for being slow; past the ceiling (4 × the bound) it is, for memory', () => {
+    const { hub, clock } = setup({ maxPendingResponsesPerStream: 2, maxWatchersPerStream: 3, stalledStreamMs: 5_000 });
+    const sink = new RecordingSink();
+    const stream = hub.openStream(sink);
+    for (let round = 0; round < 10; round++) {
+      sink.accepting = false;
+      for (let i = 0; i < 8; i++) stream.create(watch('k')); // over the bound (5); refused past 3 watchers, each answered
+      clock.advance(4_000);
+      sink.accepting = true;
+      stream.drained(); // it read a little: 8 s over the bound in all, but never 5 s without reading
+      sink.accepting = false;
+    }
+    expect(sink.failure).toBeUndefined();
+    expect(stream.watcherCount).toBe(3);
+    // The first answer goes to the transport, the next 20 wait in the queue (4 × the bound)...
+    for (let i = 0; i < 21; i++) stream.create(watch('k'));
+    expect(sink.failure).toBeUndefined();
+    stream.create(watch('k')); // ...and one more is too many, read or not
+    expect(sink.failure?.code).toBe('TooManyRequests');
+  });
+
+  it('a burst of creates past the watcher limit before the client reads: each one over is refused alone, the earlier watchers keep their events', () => {
+    // Issue #20: 20,000 creates on one stream ended it with "too many requests", dropping the first 10,000 watchers.
+    const { hub, put } = setup({ maxPendingResponsesPerStream: 4, maxWatchersPerStream: 100 });
+    const sink = new RecordingSink();
+    const stream = hub.openStream(sink);
+    sink.accepting = false; // the client writes its whole burst before it reads anything
+    for (let i = 0; i < 200; i++) stream.create(watch(`key/${i % 100}`));
+    const first = put('key/7');
+    const second = put('key/42');
+    expect(sink.failure).toBeUndefined();
+    expect(hub.streamCount).toBe(1);
+    expect(stream.watcherCount).toBe(100);
+    sink.accepting = true;
+    stream.drained();
+    hub.tick();
+    const controls = sink.responses.filter((r) => r.created === true);
+    expect(controls).toHaveLength(200);
+    expect(controls.slice(0, 100).map((r) => [r.watchId, r.canceled === true])).toEqual(Array.from({ length: 100 }, (_, i) => [i, false]));
+    for (const refused of controls.slice(100)) {
+      expect(refused).toMatchObject({ watchId: INVALID_WATCH_ID, created: true, canceled: true, cancelReason: CANCEL_REASONS.tooManyWatchers(100) });
+    }
+    expect(sink.events(7)).toEqual([`put key/7@${first}`]);
+    expect(sink.events(42)).toEqual([`put key/42@${second}`]);
+    // Still watching: later events arrive live.
+    const third = put('key/99');
+    expect(sink.events(99)).toEqual([`put key/99@${third}`]);
   });
 });
 
