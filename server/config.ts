@@ -96,7 +96,7 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'max-watchers-per-stream', kind: 'int', field: 'maxWatchersPerStream', min: 1, help: 'maximum watchers on one Watch stream' },
   { name: 'max-concurrent-streams', kind: 'int', field: 'maxConcurrentStreams', min: 1, help: 'maximum concurrent gRPC streams (calls) one client connection may have open; more are refused' },
   { name: 'watch-progress-notify-interval', kind: 'duration-ms', field: 'watchProgressNotifyIntervalMs', min: 1, help: 'interval (ms) of progress notifications to watchers that asked for them' },
-  { name: 'lease-checkpoint-interval', kind: 'duration-ms', field: 'leaseCheckpointIntervalMs', min: 100, help: "interval (ms) at which the leader records leases' remaining TTL, bounding their life across leader changes" },
+  { name: 'lease-checkpoint-interval', kind: 'duration-ms', field: 'leaseCheckpointIntervalMs', min: 100, help: "how long (ms) a lease's remaining TTL may go unrecorded in the log before the leader records it again (bounds its life across leader changes)" },
   { name: 'log-level', kind: 'enum', field: 'logLevel', choices: ['debug', 'info', 'warn', 'error'], help: 'log level: debug, info, warn or error' },
   { name: 'cert-file', kind: 'string', field: 'certFile', help: 'path to the client server TLS cert file (PEM); needed for https client URLs' },
   { name: 'key-file', kind: 'string', field: 'keyFile', help: 'path to the client server TLS key file (PEM)' },

@@ -238,7 +238,7 @@ export class StateMachine {
           if (!this.lessor.exists(id) || remaining < 0) continue;
           this.lessor.checkpoint(id, remaining);
           const info = this.lessor.timeToLive(id);
-          if (info !== undefined) ops.push(...leaseOps.put(id, info.grantedTtlSeconds, remaining));
+          if (info !== undefined) for (const op of leaseOps.put(id, info.grantedTtlSeconds, remaining)) ops.push(op);
         }
         return { result: { type: 'leaseCheckpoint', revision }, ops, revision, events: [] };
       }

@@ -117,8 +117,8 @@ export class LockQueue {
     queue.delay = delay;
     const holders = places.filter((p) => p.token !== undefined).sort((a, b) => (a.token ?? 0) - (b.token ?? 0));
     const waiters = places.filter((p) => p.token === undefined).sort((a, b) => a.joinedIndex - b.joinedIndex);
-    queue.holders.push(...holders);
-    queue.waiters.push(...waiters);
+    for (const holder of holders) queue.holders.push(holder);
+    for (const waiter of waiters) queue.waiters.push(waiter);
     for (const place of places) {
       assert(!queue.byId.has(placeId(place.lease, place.owner)), 'a restored place twice');
       queue.byId.set(placeId(place.lease, place.owner), place);

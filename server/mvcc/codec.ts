@@ -35,8 +35,9 @@ export function decodeRevisionKey(bytes: Uint8Array): { revision: Revision; tomb
   assert(bytes.byteLength === REVISION_KEY_BYTES || tombstone, `revision key has ${bytes.byteLength} bytes`);
   assert(!tombstone || bytes[REVISION_KEY_BYTES] === TOMBSTONE_MARK, 'revision key has a bad tombstone mark');
   const view = viewOf(bytes);
-  const main = fromUint64(view.getBigUint64(0), 'main revision');
-  const sub = fromUint64(view.getBigUint64(8), 'sub revision');
+  // Two 32-bit halves rather than getBigUint64: load and compaction decode every stored key.
+  const main = safeUint64(view, 0, 'main revision');
+  const sub = safeUint64(view, 8, 'sub revision');
   return { revision: { main, sub }, tombstone };
 }
 
@@ -91,10 +92,10 @@ export function decodeRecordHeader(bytes: Uint8Array): RecordHeader {
   assert(keyEnd <= bytes.byteLength, 'key-value record key overruns the record');
   return {
     key: Buffer.from(bytes.buffer, bytes.byteOffset + KEY_VALUE_HEADER_BYTES, keyEnd - KEY_VALUE_HEADER_BYTES).toString('latin1'),
-    createRevision: fromUint64(view.getBigUint64(1), 'createRevision'),
-    modRevision: fromUint64(view.getBigUint64(9), 'modRevision'),
-    version: fromUint64(view.getBigUint64(17), 'version'),
-    lease: view.getBigInt64(25),
+    createRevision: safeUint64(view, 1, 'createRevision'),
+    modRevision: safeUint64(view, 9, 'modRevision'),
+    version: safeUint64(view, 17, 'version'),
+    lease: view.getInt32(25) === 0 && view.getUint32(29) === 0 ? 0n : view.getBigInt64(25),
   };
 }
 
@@ -123,6 +124,13 @@ function toUint64(value: number, what: string): bigint {
 function fromUint64(value: bigint, what: string): number {
   assert(value <= BigInt(Number.MAX_SAFE_INTEGER), `${what} ${value} is not a safe integer`);
   return Number(value);
+}
+
+/** An unsigned 64-bit big-endian number at offset, which must be a safe integer. */
+function safeUint64(view: DataView, offset: number, what: string): number {
+  const high = view.getUint32(offset);
+  assert(high <= 0x1fffff, `${what} is not a safe integer`);
+  return high * 0x1_0000_0000 + view.getUint32(offset + 4);
 }
 
 function viewOf(bytes: Uint8Array): DataView {

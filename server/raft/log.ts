@@ -79,7 +79,9 @@ class Unstable {
     const fromIndex = entries[0]!.index;
     const end = this.offset + this.entries.length;
     if (fromIndex === end) {
-      this.entries.push(...entries);
+      // A loop, not push(...entries): a spread passes every entry as an argument, and a large
+      // append (a burst of proposals) would overflow the stack.
+      for (const entry of entries) this.entries.push(entry);
     } else if (fromIndex <= this.offset) {
       // Replaces everything unstable (and, once written, a suffix of the stable log).
       this.entries = [...entries];
@@ -239,7 +241,7 @@ export class RaftLog {
       if (stored.length < Math.min(hi, offset) - lo) return stored;
       result = [...stored];
     }
-    if (hi > offset) result.push(...this.unstable.slice(Math.max(lo, offset), hi));
+    if (hi > offset) result = result.concat(this.unstable.slice(Math.max(lo, offset), hi));
     return limitSize(result, maxBytes);
   }
 
