@@ -15,6 +15,8 @@ import { loadMachineState } from './apply/load.js';
 import { pruneSnapshotFiles, resumeSnapshotInstall, snapshotDirectory } from './apply/snapshot.js';
 import { MemberSnapshots } from './node/snapshots.js';
 import { Compactor } from './mvcc/compactor.js';
+import { hashLevel } from './mvcc/backend.js';
+import { GavelError } from './errors.js';
 import { WatchHub } from './watch/hub.js';
 import { RaftNode } from './node/raft-node.js';
 import { ShellStorage } from './node/shell-storage.js';
@@ -230,6 +232,7 @@ export class Member {
       config, node, machine, watchHub, logger, defragment, lockMetrics: metrics.locks, streams: metrics.streams,
       diskSizeBytes: () => storage.diskSizeBytes(),
       compactionFinished: (revision) => compactor.whenFinished(revision),
+      hashKv: (revision) => hashStore(storage, machine, revision),
     };
     const coordinatorStats = new CoordinatorStats(() => machine.coordinator);
     metrics.locks.attachCoordinator(coordinatorStats);
@@ -410,6 +413,29 @@ function addServices(server: grpc.Server, ctx: ApiContext, metrics: MemberMetric
   for (const [name, implementation] of services) {
     const definition = serviceDefinition(name);
     server.addService(definition, instrumentService(definition, implementation, metrics));
+  }
+}
+
+/** Attempts at HashKV when compactions keep changing what it counts. */
+const HASH_ATTEMPTS = 3;
+
+/**
+ * HashKV from level: once every version up to the revision is on disk, one scan through a level
+ * snapshot (sequential reads, in steps; the member keeps serving). A compaction during the scan
+ * starts it over, a few times at most.
+ */
+async function hashStore(storage: Storage, machine: StateMachine, revision: number): Promise<number> {
+  for (let attempt = 1; ; attempt++) {
+    const hashRevision = machine.store.hashFilter(revision).hashRevision;
+    await machine.whenDurable(hashRevision);
+    const snapshot = storage.db.snapshot();
+    try {
+      return await hashLevel(storage.space('kv'), snapshot, () => machine.store, revision);
+    } catch (error) {
+      if (attempt >= HASH_ATTEMPTS || !(error instanceof GavelError && error.code === 'Compacted')) throw error;
+    } finally {
+      await snapshot.close();
+    }
   }
 }
 

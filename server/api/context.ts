@@ -21,6 +21,8 @@ export interface ApiContext {
   readonly diskSizeBytes: () => Promise<number>;
   /** Compacts the member's database on disk (Maintenance.Defragment). */
   readonly defragment: () => Promise<void>;
+  /** Maintenance.HashKV's hash of the stored history up to revision (0 = current). */
+  readonly hashKv: (revision: number) => Promise<number>;
   /** Resolves once the versions a compaction at revision dropped are deleted from disk (Compact with physical). */
   readonly compactionFinished: (revision: number) => Promise<void>;
   /** gavel_* coordination metrics (locks, fencing, elections). */

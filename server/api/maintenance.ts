@@ -57,12 +57,12 @@ export function maintenanceService(ctx: ApiContext): grpc.UntypedServiceImplemen
       const store = ctx.machine.store;
       const revision = toNumber(r.revision) > 0 ? toNumber(r.revision) : store.currentRevision;
       const compacted = store.compactedRevision;
-      return { header: header(ctx), hash: await hashInSteps(ctx, revision), compact_revision: String(compacted), hash_revision: String(revision) };
+      return { header: header(ctx), hash: await ctx.hashKv(revision), compact_revision: String(compacted), hash_revision: String(revision) };
     }),
 
     Hash: unary(async (_r: object, call) => {
       await requireAdmin(ctx, call, callSignal(call));
-      return { header: header(ctx), hash: await hashInSteps(ctx, ctx.machine.store.currentRevision) };
+      return { header: header(ctx), hash: await ctx.hashKv(0) };
     }),
 
     Defragment: unary(async (_r: object, call) => {
@@ -80,22 +80,6 @@ export function maintenanceService(ctx: ApiContext): grpc.UntypedServiceImplemen
       return { header: header(ctx) };
     }),
   };
-}
-
-/** Versions hashed between two turns of the event loop: a large store never stalls the member. */
-const HASH_STEP_VERSIONS = 20_000;
-
-/** The store's hash at revision, computed in steps with the event loop turning in between. */
-async function hashInSteps(ctx: ApiContext, revision: number): Promise<number> {
-  const store = ctx.machine.store;
-  const walk = store.hashWalk(revision);
-  for (;;) {
-    // A snapshot install replaced the store under the walk: its answer would mix two states.
-    if (ctx.machine.store !== store) throw new GavelError('Compacted', 'the state was replaced by a snapshot while hashing');
-    const hash = walk.step(HASH_STEP_VERSIONS);
-    if (hash !== undefined) return hash;
-    await new Promise((resolve) => setImmediate(resolve));
-  }
 }
 
 function alarmToWire(member: AlarmMember): object {

@@ -73,6 +73,8 @@ export class StateMachine {
   private compactionListeners: CompactionListener[] = [];
   /** Compactions applied since the last markDurable(). */
   private compactionsApplied: number[] = [];
+  /** Callers of whenDurable, by the store revision they wait for. */
+  private durableWaiters: { revision: number; resolve: () => void }[] = [];
   private state: MachineState;
 
   constructor(state: MachineState) {
@@ -125,9 +127,24 @@ export class StateMachine {
    */
   markDurable(): void {
     this.store.markDurable(this.store.currentRevision);
+    this.releaseDurable();
     const compactions = this.compactionsApplied;
     this.compactionsApplied = [];
     for (const revision of compactions) for (const listener of this.compactionListeners) listener(revision);
+  }
+
+  /** Resolves once every store version up to revision is in level (readers of level wait for it). */
+  whenDurable(revision: number): Promise<void> {
+    if (this.store.durableRevision >= revision) return Promise.resolve();
+    return new Promise((resolve) => this.durableWaiters.push({ revision, resolve }));
+  }
+
+  private releaseDurable(): void {
+    const durable = this.store.durableRevision;
+    if (this.durableWaiters.every((waiter) => waiter.revision > durable)) return;
+    const due = this.durableWaiters.filter((waiter) => waiter.revision <= durable);
+    this.durableWaiters = this.durableWaiters.filter((waiter) => waiter.revision > durable);
+    for (const waiter of due) waiter.resolve();
   }
 
   /** Replaces the whole state with one restored from a snapshot at a later index. */
@@ -137,6 +154,7 @@ export class StateMachine {
     if (this.state.coordinator.isPrimary) state.coordinator.promote();
     this.state = state;
     this.compactionsApplied = [];
+    this.releaseDurable();
     for (const listener of this.coordinatorListeners) listener('all');
   }
 

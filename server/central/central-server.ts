@@ -95,7 +95,7 @@ export class CentralCoordinator {
       { currentRevision: 0, compactedRevision: 0, eventsInRange: () => [] },
       { clock, maxResponseBytes: config.maxRequestBytes, progressIntervalMs: config.watchProgressNotifyIntervalMs, maxWatchersPerStream: config.maxWatchersPerStream },
     );
-    const ctx: ApiContext = { config, node, machine, watchHub, logger, diskSizeBytes: () => storage.diskSizeBytes(), defragment: () => storage.defragment(), compactionFinished: async () => undefined, lockMetrics: metrics.locks, streams: metrics.streams };
+    const ctx: ApiContext = { config, node, machine, watchHub, logger, diskSizeBytes: () => storage.diskSizeBytes(), defragment: () => storage.defragment(), compactionFinished: async () => undefined, hashKv: async (revision) => machine.store.hash(revision), lockMetrics: metrics.locks, streams: metrics.streams };
     const stats = new CoordinatorStats(() => machine.coordinator);
     metrics.locks.attachCoordinator(stats);
     const grpcServer = new grpc.Server({

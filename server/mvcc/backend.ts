@@ -13,8 +13,10 @@
  * space on demand (VersionReader, level's synchronous get).
  */
 import { assert, assertNever } from '../errors.js';
+import { crc32 } from './crc32.js';
 import { decodeRecordHeader, decodeRevisionKey, decodeUint64, encodeKeyValue, encodeRevisionKey, encodeUint64 } from './codec.js';
 import { StoreBuilder, type MvccStore, type StoreOptions, type VersionReader } from './store.js';
+import { GavelError } from '../errors.js';
 import type { StoreChange } from './store-change.js';
 
 export type { StoreChange } from './store-change.js';
@@ -126,4 +128,38 @@ async function loadMeta(metaSublevel: MetaSource): Promise<{ compactedRevision: 
     currentRevision: await read(CURRENT_REVISION_KEY),
     finishedCompactRevision: await read(FINISHED_COMPACT_REVISION_KEY),
   };
+}
+
+/** What hashLevel scans: the 'kv' space, read at one level snapshot, up to a revision key. */
+export interface KvScan {
+  iterator(options: { lt: Uint8Array; highWaterMarkBytes: number; snapshot: unknown }): { nextv(size: number): Promise<Array<[Uint8Array, Uint8Array]>>; close(): Promise<void> };
+}
+
+/**
+ * MvccStore.hash computed from level: one sequential scan of the stored versions in revision
+ * order, through a level snapshot, counting what the store's hashFilter counts. The caller takes
+ * the snapshot once every version up to the revision is durable. A compaction during the scan
+ * changes what counts: the hash is refused (Compacted) and the caller may start over.
+ */
+export async function hashLevel(kv: KvScan, snapshot: unknown, store: () => MvccStore, revision: number): Promise<number> {
+  const hashed = store();
+  const filter = hashed.hashFilter(revision);
+  const iterator = kv.iterator({ lt: encodeRevisionKey({ main: filter.hashRevision + 1, sub: 0 }, false), highWaterMarkBytes: LOAD_HIGH_WATER_BYTES, snapshot });
+  let crc = 0;
+  try {
+    for (;;) {
+      const entries = await iterator.nextv(LOAD_BATCH);
+      // A compaction, or a snapshot that replaced the store, changes what counts.
+      if (store() !== hashed || hashed.compactionEpoch !== filter.epoch) throw new GavelError('Compacted', 'the store changed while hashing');
+      if (entries.length === 0) return crc;
+      for (const [key, value] of entries) {
+        const { revision: version, tombstone } = decodeRevisionKey(key);
+        if (!filter.counts(version, tombstone, decodeRecordHeader(value).key)) continue;
+        crc = crc32(key, crc);
+        crc = crc32(value, crc);
+      }
+    }
+  } finally {
+    await iterator.close();
+  }
 }

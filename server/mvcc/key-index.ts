@@ -15,7 +15,7 @@ export interface KeyEntry {
   /** The key's latin1 image (key-range.ts keyString): string order is byte order. */
   readonly key: string;
   /** [main, subCode, main, subCode, ...] in strictly increasing revision order; never empty once committed. */
-  readonly revisions: number[];
+  revisions: number[];
   /** Of the newest version, when it is live; 0 when the newest version is a tombstone (etcd's zero KeyValue). */
   createRevision: number;
   /** Of the newest version when live, else 0. */
@@ -70,6 +70,9 @@ export function setMeta(entry: KeyEntry, meta: EntryMeta): void {
   entry.lease = meta.lease;
 }
 
+/** Up to this many slots a key's array is reallocated at its exact size (most keys have few versions). */
+const EXACT_SLOTS = 8;
+
 /** Appends a version; revisions must increase. */
 export function pushVersion(entry: KeyEntry, revision: Revision, tombstone: boolean): void {
   const count = versionCount(entry);
@@ -77,7 +80,11 @@ export function pushVersion(entry: KeyEntry, revision: Revision, tombstone: bool
     const last = revisionAt(entry, count - 1);
     assert(last.main < revision.main || (last.main === revision.main && last.sub < revision.sub), 'key versions must increase');
   }
-  entry.revisions.push(revision.main, subCode(revision.sub, tombstone));
+  const code = subCode(revision.sub, tombstone);
+  // push() grows an array by half plus 16 slots: 144 bytes for a key's first version. For the
+  // million keys of one version each that a member may hold, exact arrays save most of that.
+  if (entry.revisions.length < EXACT_SLOTS) entry.revisions = entry.revisions.concat(revision.main, code);
+  else entry.revisions.push(revision.main, code);
 }
 
 /** Removes the newest version (a failed write's); returns its main revision. */

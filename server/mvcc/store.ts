@@ -156,6 +156,7 @@ export class MvccStore {
   #versionCount = 0;
   /** Stored bytes of the versions level holds, dropped ones included until the compactor deletes them. */
   #storedBytes = 0;
+  #durableRevision = 0;
   #writing = false;
 
   constructor(options: StoreOptions = {}) {
@@ -300,7 +301,14 @@ export class MvccStore {
 
   /** The level batch holding every version up to revision has been written: unpin them. */
   markDurable(revision: number): void {
-    this.#cache.markDurable(revision);
+    this.#durableRevision = Math.max(this.#durableRevision, revision);
+    // A memory-only store has nowhere to read an unpinned version back from.
+    if (this.#reader !== undefined) this.#cache.markDurable(revision);
+  }
+
+  /** Every version up to this revision is in level (markDurable); a fresh or restored store starts there. */
+  get durableRevision(): number {
+    return this.#durableRevision;
   }
 
   /**
@@ -337,46 +345,42 @@ export class MvccStore {
   }
 
   /**
-   * Maintenance.HashKV: a CRC-32 over every stored version at or below revision (0 = current), in
-   * key then revision order. Throws Compacted / FutureRevision like a read at that revision.
+   * Maintenance.HashKV: a CRC-32 over the stored bytes (revision key, then record) of every version
+   * the store holds at or below revision (0 = current), in revision order — level's order, so a
+   * member computes the same value by scanning level (backend.ts hashLevel) with hashFilter().
+   * Throws Compacted / FutureRevision like a read at that revision. Walks everything in memory:
+   * for tests and memory-only stores; members hash from level.
    */
   hash(revision = 0): number {
-    const walk = this.hashWalk(revision);
-    while (walk.step(Infinity) === undefined);
-    return walk.step(0)!;
+    const filter = this.hashFilter(revision);
+    const held: { revision: Revision; tombstone: boolean; kv: KeyValue }[] = [];
+    for (const entry of this.#keys) {
+      for (let index = 0; index < versionCount(entry); index++) {
+        const version = revisionAt(entry, index);
+        if (version.main <= filter.hashRevision) held.push({ revision: version, tombstone: isTombstoneAt(entry, index), kv: this.#read(entry, index) });
+      }
+    }
+    held.sort((a, b) => compareRevisions(a.revision, b.revision));
+    let crc = 0;
+    for (const { revision: version, tombstone, kv } of held) {
+      crc = crc32(encodeRevisionKey(version, tombstone), crc);
+      crc = crc32(encodeKeyValue(kv), crc);
+    }
+    return crc;
   }
 
   /**
-   * The same hash in steps of at most maxVersions versions, for callers that yield between steps
-   * on a large store. step() returns the hash when done; a compaction between steps throws
-   * Compacted (the caller starts over at a revision still readable).
+   * What a hash at revision counts, for a scan of level in revision order: stored versions up to
+   * hashRevision that the index holds (level may still keep versions a compaction dropped). The
+   * answer is only valid while compactionEpoch stays the same.
    */
-  hashWalk(revision = 0): { step(maxVersions: number): number | undefined } {
+  hashFilter(revision = 0): { readonly hashRevision: number; readonly epoch: number; counts(version: Revision, tombstone: boolean, key: string): boolean } {
     const hashRevision = this.#readRevision(revision, this.#currentRevision);
-    const epoch = this.#compactions;
-    let crc = 0;
-    let afterKey: string | undefined;
-    let done = false;
+    const compacted = this.#compactedRevision;
     return {
-      step: (maxVersions) => {
-        if (done) return crc;
-        if (this.#compactions !== epoch) throw new GavelError('Compacted', 'a compaction ran while hashing');
-        let budget = maxVersions;
-        let finished = true;
-        this.#keys.forEachFrom(afterKey ?? '', (entry) => {
-          if (afterKey !== undefined && entry.key <= afterKey) return true;
-          if (budget <= 0) {
-            finished = false;
-            return false;
-          }
-          crc = this.#hashEntry(entry, hashRevision, crc);
-          budget -= versionCount(entry);
-          afterKey = entry.key;
-          return true;
-        });
-        done = finished;
-        return done ? crc : undefined;
-      },
+      hashRevision,
+      epoch: this.#compactions,
+      counts: (version, tombstone, key) => version.main <= hashRevision && (version.main > compacted || this.holds(version, tombstone, key)),
     };
   }
 
@@ -414,15 +418,6 @@ export class MvccStore {
     // The previous version, if the index still holds it and it was live, is the event's prevKv.
     if (index === 0 || isTombstoneAt(entry, index - 1)) return { type, kv };
     return { type, kv, prevKv: this.#read(entry, index - 1) };
-  }
-
-  #hashEntry(entry: KeyEntry, hashRevision: number, crc: number): number {
-    for (let index = 0; index < versionCount(entry); index++) {
-      if (mainAt(entry, index) > hashRevision) break;
-      crc = crc32(encodeRevisionKey(revisionAt(entry, index), isTombstoneAt(entry, index)), crc);
-      crc = crc32(encodeKeyValue(this.#read(entry, index)), crc);
-    }
-    return crc;
   }
 
   // ---- reads ----
@@ -705,6 +700,7 @@ export class MvccStore {
     store.#compactedRevision = built.compactedRevision;
     store.#finishedCompactRevision = built.finishedCompactRevision;
     store.#currentRevision = built.currentRevision;
+    store.#durableRevision = built.currentRevision;
     for (const [key, main, kv] of built.pinned) store.#cache.pin(key, main, kv);
     return store;
   }
