@@ -50,6 +50,8 @@ export class Storage {
     await db.open();
     const spaces = new Map<Space, Sub>();
     for (const space of SPACES) spaces.set(space, db.sublevel<Uint8Array, Uint8Array>(space, { keyEncoding: 'view', valueEncoding: 'view' }));
+    // A sublevel opens on its own, a tick after its parent; its synchronous get refuses until then.
+    for (const sub of spaces.values()) await sub.open();
     return new Storage(join(dataDir, 'db'), db, spaces);
   }
 
