@@ -34,3 +34,9 @@ export function printTable(rows: readonly Row[]): void {
   for (const line of lines) process.stdout.write(`${format(line)}\n`);
 }
 
+
+/** A Markdown table (pipes, a `---` rule), as the README's benchmark tables are written. */
+export function markdownTable(header: readonly string[], lines: readonly (readonly string[])[]): string {
+  const row = (cells: readonly string[]): string => `| ${cells.map((cell) => cell.replaceAll('|', '\\|')).join(' | ')} |`;
+  return [row(header), row(header.map(() => '---')), ...lines.map(row)].join('\n');
+}
