@@ -13,6 +13,9 @@ import { minLeaseTtlSeconds } from './lease/lessor.js';
 import { StateMachine } from './apply/state-machine.js';
 import { loadMachineState } from './apply/load.js';
 import { pruneSnapshotFiles, resumeSnapshotInstall, snapshotDirectory } from './apply/snapshot.js';
+import { createRaftLog, openRaftLog, walDirectory } from './storage/raft-wal.js';
+import type { Wal, WalState } from './storage/wal.js';
+import { rm } from 'node:fs/promises';
 import { MemberSnapshots } from './node/snapshots.js';
 import { Compactor } from './mvcc/compactor.js';
 import { hashLevel } from './mvcc/backend.js';
@@ -89,6 +92,7 @@ export class Member {
     /** Deletes compacted versions from level in the background. */
     readonly compactor: Compactor,
     private readonly snapshots: MemberSnapshots,
+    private readonly wal: Wal,
   ) {}
 
   static async start(config: Config, logger: Logger, events: MemberEvents = {}, clock: Clock = systemClock): Promise<Member> {
@@ -110,9 +114,11 @@ export class Member {
       authTokenTtlSeconds: config.authTokenTtlSeconds,
       leaseCheckpointIntervalMs: config.leaseCheckpointIntervalMs,
     };
-    // A crash in the middle of a snapshot install is finished before anything is loaded.
+    // The Raft log (moved out of level on a data dir written by an older gavel); then a crash in
+    // the middle of a snapshot install is finished before anything is loaded.
+    const raftLog = await openRaftLog(storage, config.dataDir, logger);
     const snapshotDir = snapshotDirectory(config.dataDir);
-    const resumed = await resumeSnapshotInstall(storage);
+    const resumed = await resumeSnapshotInstall(storage, raftLog?.state.snapshot);
     if (resumed !== undefined) logger.warn('finished a snapshot install interrupted by a crash', { file: resumed });
     await pruneSnapshotFiles(snapshotDir);
     const machine = new StateMachine(await loadMachineState(storage, loadOptions));
@@ -131,7 +137,7 @@ export class Member {
     });
     machine.onCompaction((revision) => compactor.schedule(revision));
     compactor.resume();
-    const { identity, peers } = await resolveIdentity(storage, config, machine, raftStorage, logger, tls.peer);
+    const { identity, peers, wal } = await resolveIdentity(storage, config, machine, raftStorage, logger, tls.peer, raftLog);
     const watchHub = new WatchHub(
       {
         get currentRevision() {
@@ -193,6 +199,7 @@ export class Member {
       maxPendingProposals: config.maxPendingProposals,
       logger,
       storage,
+      wal,
       machine,
       raftStorage,
       network: transport,
@@ -254,7 +261,7 @@ export class Member {
       ready: () => node !== undefined && node.status().leader !== 0n && machine.appliedIndex >= startCommit,
     }, tls.client);
     for (const address of http.addresses) logger.info('serving metrics and health', { address });
-    const member = new Member(config, logger, storage, machine, node, transport, watchHub, grpcServer, addresses, clientUrls, http.servers, metrics, compactor, snapshots);
+    const member = new Member(config, logger, storage, machine, node, transport, watchHub, grpcServer, addresses, clientUrls, http.servers, metrics, compactor, snapshots, wal);
     memberRef = member;
     member.coordinatorStats = coordinatorStats;
     member.autoCompactor = createAutoCompactor(config, machine, node, logger, clock);
@@ -367,6 +374,7 @@ export class Member {
     await this.transport.stop();
     await this.compactor.stop();
     this.snapshots.close();
+    await this.wal.close();
     await this.storage.close();
     this.logger.info('member stopped');
   }
@@ -439,7 +447,11 @@ async function hashStore(storage: Storage, machine: StateMachine, revision: numb
   }
 }
 
-/** Who this member is: from disk on a restart, from --initial-cluster for a new cluster, from peers when joining. */
+/**
+ * Who this member is: from disk on a restart, from --initial-cluster for a new cluster, from peers
+ * when joining. Without an identity on disk nothing was ever served, so a Raft log left by a start
+ * that crashed half-way is discarded and the member starts over.
+ */
 async function resolveIdentity(
   storage: Storage,
   config: Config,
@@ -447,17 +459,30 @@ async function resolveIdentity(
   raftStorage: ShellStorage,
   logger: Logger,
   peerTls: TlsMaterial | undefined,
-): Promise<{ identity: Identity; peers: readonly { id: bigint; peerUrls: readonly string[] }[] }> {
+  raftLog: { wal: Wal; state: WalState } | undefined,
+): Promise<{ identity: Identity; peers: readonly { id: bigint; peerUrls: readonly string[] }[]; wal: Wal }> {
   const existing = await loadIdentity(storage);
   if (existing !== undefined) {
-    await restoreRaftStorage(storage, machine, raftStorage);
-    return { identity: existing, peers: [] };
+    if (raftLog === undefined) {
+      // A member that joined and crashed before its first Raft write: it starts with an empty log.
+      return { identity: existing, peers: [], wal: await createRaftLog(config.dataDir, undefined, undefined) };
+    }
+    restoreRaftStorage(raftLog.state, machine, raftStorage);
+    return { identity: existing, peers: [], wal: raftLog.wal };
   }
-  if (config.initialClusterState === 'new') return { identity: await bootstrapNewCluster(storage, config, machine, raftStorage, logger), peers: [] };
+  if (raftLog !== undefined) {
+    await raftLog.wal.close();
+    await rm(walDirectory(config.dataDir), { recursive: true, force: true });
+  }
+  if (config.initialClusterState === 'new') {
+    const { identity, wal } = await bootstrapNewCluster(storage, config, machine, raftStorage, logger);
+    return { identity, peers: [], wal };
+  }
   const discovered = await discoverIdentity(config, logger, peerTls);
+  const wal = await createRaftLog(config.dataDir, undefined, undefined);
   await storage.write(identityOps(discovered.identity), true);
   logger.info('joining an existing cluster', { memberId: discovered.identity.memberId.toString(16), clusterId: discovered.identity.clusterId.toString(16) });
-  return discovered;
+  return { ...discovered, wal };
 }
 
 function requireNode(node: RaftNode | undefined): RaftNode {

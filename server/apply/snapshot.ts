@@ -7,10 +7,11 @@
  * written meanwhile. It is produced as a stream of chunks (snapshot-format.ts) and never held
  * whole in memory: the sender reads level as it sends, the receiver writes a file.
  *
- * Installing one is crash-safe: the caller first records (with the Raft snapshot metadata, in one
- * synced batch) which file it is installing; the state spaces are then cleared and rewritten
- * from the file in bounded batches, and the marker is removed last. A restart that finds the
- * marker installs the same file again before loading anything (resumeSnapshotInstall).
+ * Installing one is crash-safe: the node first records the snapshot in the write-ahead log, with
+ * the file holding its state (synced); the state spaces are then cleared and rewritten from the
+ * file in bounded batches, the applied index last. A restart that finds the log's snapshot newer
+ * than level's applied index installs the same file again before loading anything
+ * (resumeSnapshotInstall).
  */
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm } from 'node:fs/promises';
@@ -24,8 +25,8 @@ import { SnapshotDecoder, SnapshotEncoder } from './snapshot-format.js';
 /** The spaces a snapshot replaces whole; 'log' and 'raft' belong to Raft, 'meta' holds identity too. */
 export const STATE_SPACES: readonly Space[] = ['kv', 'kvmeta', 'lease', 'coord', 'auth', 'alarm'];
 /** The keys of 'meta' that are state (the rest is this member's identity and Raft's). */
-const STATE_META_KEYS: readonly Uint8Array[] = [Membership.keys().members, Membership.keys().removed, metaKey('applied-index')];
-const INSTALL_MARKER_KEY = metaKey('snapshot-install');
+const APPLIED_INDEX_KEY = metaKey('applied-index');
+const STATE_META_KEYS: readonly Uint8Array[] = [Membership.keys().members, Membership.keys().removed, APPLIED_INDEX_KEY];
 
 /** Records read from level per iterator step while streaming. */
 const READ_BATCH = 1000;
@@ -95,25 +96,27 @@ export async function verifySnapshotFile(path: string): Promise<{ appliedIndex: 
   return { appliedIndex, records: decoder.recordCount };
 }
 
-/** The synced marker a caller writes (with the Raft metadata) before installSnapshotFile. */
-export function installMarkerOp(path: string): BatchOp {
-  return { type: 'put', space: 'meta', key: INSTALL_MARKER_KEY, value: new TextEncoder().encode(path) };
-}
-
 /**
- * Replaces the state with the verified snapshot file's, in bounded batches, then removes the
- * install marker (synced). The file must already have been verified (verifySnapshotFile): its
- * digest is checked again here, but only after records were written, which the marker makes safe.
+ * Replaces the state with the verified snapshot file's, in bounded batches. The applied index is
+ * written last, in the final (synced) batch: until then level's applied index is the old one, or
+ * absent, and a restart knows the install is unfinished.
  */
 export async function installSnapshotFile(storage: Storage, path: string): Promise<void> {
+  await storage.write([{ type: 'del', space: 'meta', key: APPLIED_INDEX_KEY }], true);
   for (const space of STATE_SPACES) await storage.space(space).clear();
   await storage.write(STATE_META_KEYS.map((key) => ({ type: 'del', space: 'meta', key })), false);
   const decoder = new SnapshotDecoder();
   let ops: BatchOp[] = [];
   let bytes = 0;
+  let applied: BatchOp | undefined;
   for await (const chunk of createReadStream(path, { highWaterMark: SNAPSHOT_CHUNK_BYTES })) {
     for (const record of decoder.push(chunk as Buffer)) {
-      ops.push({ type: 'put', space: record.space, key: record.key, value: record.value });
+      const op: BatchOp = { type: 'put', space: record.space, key: record.key, value: record.value };
+      if (record.space === 'meta' && isAppliedIndexKey(record.key)) {
+        applied = op;
+        continue;
+      }
+      ops.push(op);
       bytes += record.key.byteLength + record.value.byteLength;
       if (ops.length >= INSTALL_BATCH_OPS || bytes >= INSTALL_BATCH_BYTES) {
         await storage.write(ops, false);
@@ -123,18 +126,22 @@ export async function installSnapshotFile(storage: Storage, path: string): Promi
     }
   }
   decoder.end();
-  ops.push({ type: 'del', space: 'meta', key: INSTALL_MARKER_KEY });
+  assert(applied !== undefined, `snapshot ${path} records no applied index`);
+  ops.push(applied);
   // Synced: every earlier batch of the install is durable once this one is (level's log is ordered).
   await storage.write(ops, true);
 }
 
-/** A restart after a crash in the middle of an install: finish it from the same file. */
-export async function resumeSnapshotInstall(storage: Storage): Promise<string | undefined> {
-  const marker = await storage.get('meta', INSTALL_MARKER_KEY);
-  if (marker === undefined) return undefined;
-  const path = new TextDecoder().decode(marker);
-  await installSnapshotFile(storage, path);
-  return path;
+/**
+ * A restart after a crash in the middle of an install (the write-ahead log's snapshot, from the
+ * leader, is newer than level's applied index): install the same file again. Returns its path.
+ */
+export async function resumeSnapshotInstall(storage: Storage, snapshot: { readonly metadata: { readonly index: number }; readonly file?: string } | undefined): Promise<string | undefined> {
+  if (snapshot?.file === undefined) return undefined;
+  const applied = decodeNumber(await storage.get('meta', APPLIED_INDEX_KEY)) ?? 0;
+  if (applied >= snapshot.metadata.index) return undefined;
+  await installSnapshotFile(storage, snapshot.file);
+  return snapshot.file;
 }
 
 /** Where received snapshot files live: <data-dir>/snap. */
@@ -152,5 +159,5 @@ export async function pruneSnapshotFiles(directory: string, keep?: string): Prom
 }
 
 function isAppliedIndexKey(key: Uint8Array): boolean {
-  return Buffer.from(key).equals(Buffer.from(metaKey('applied-index')));
+  return Buffer.from(key).equals(Buffer.from(APPLIED_INDEX_KEY));
 }

@@ -9,8 +9,9 @@ import { UsageError } from '../config.js';
 import type { Logger } from '../log.js';
 import type { StateMachine } from '../apply/state-machine.js';
 import { decodeBigInt, encodeNumber, metaKey, metaOps, type BatchOp, type Storage } from '../storage/layout.js';
-import { loadRaftState, raftOps } from '../storage/raft-log.js';
 import type { ShellStorage } from '../node/shell-storage.js';
+import { createRaftLog } from '../storage/raft-wal.js';
+import type { Wal, WalState } from '../storage/wal.js';
 import { Membership, clusterIdFor, memberIdFor, normalizeUrl, parseInitialCluster, type MemberRecord } from './membership.js';
 
 export interface Identity {
@@ -51,8 +52,12 @@ export function initialMembers(config: Config): MemberRecord[] {
   return [...byName].map(([name, peerUrls]) => ({ id: memberIdFor(peerUrls, config.initialClusterToken), name, peerUrls, clientUrls: [], isLearner: false }));
 }
 
-/** A new cluster: every initial member writes the same bootstrap snapshot at index 1. */
-export async function bootstrapNewCluster(storage: Storage, config: Config, machine: StateMachine, raftStorage: ShellStorage, logger: Logger): Promise<Identity> {
+/**
+ * A new cluster: every initial member writes the same bootstrap snapshot at index 1 — the Raft
+ * log first, then the identity that marks the data dir as a member's (a crash in between leaves
+ * no identity, and the next start bootstraps again from scratch).
+ */
+export async function bootstrapNewCluster(storage: Storage, config: Config, machine: StateMachine, raftStorage: ShellStorage, logger: Logger): Promise<{ identity: Identity; wal: Wal }> {
   const records = initialMembers(config);
   const ids = records.map((r) => r.id);
   if (new Set(ids).size !== ids.length) throw new UsageError('--initial-cluster lists the same peer URLs twice');
@@ -61,20 +66,21 @@ export async function bootstrapNewCluster(storage: Storage, config: Config, mach
   const membership = Membership.fromRecords(records);
   const metadata = { index: 1, term: 1, confState: confStateOf(membership) };
   const hardState = { term: 1, vote: NONE, commit: 1 };
-  await storage.write([...identityOps(identity), ...membership.ops(), raftOps.snapshot(metadata), raftOps.hardState(hardState), metaOps.appliedIndex(1)], true);
+  const wal = await createRaftLog(config.dataDir, { metadata }, hardState);
+  await storage.write([...identityOps(identity), ...membership.ops(), metaOps.appliedIndex(1)], true);
   machine.restore({ store: machine.store, lessor: machine.lessor, membership, coordinator: machine.coordinator, auth: machine.auth, alarms: machine.alarms, appliedIndex: 1 });
   raftStorage.applySnapshot({ metadata, data: new Uint8Array(0) });
   raftStorage.setHardState(hardState);
   logger.info('bootstrapped a new cluster', { members: records.map((r) => `${r.name}=${r.id.toString(16)}`), clusterId: identity.clusterId.toString(16) });
-  return identity;
+  return { identity, wal };
 }
 
-/** A restart: the core's storage from the log, hard state and snapshot metadata on disk. */
-export async function restoreRaftStorage(storage: Storage, machine: StateMachine, raftStorage: ShellStorage): Promise<void> {
-  const state = await loadRaftState(storage);
-  if (state.snapshot) raftStorage.applySnapshot({ metadata: state.snapshot, data: new Uint8Array(0) });
+/** A restart: the core's storage from the write-ahead log's snapshot marker, hard state and entries. */
+export function restoreRaftStorage(state: WalState, machine: StateMachine, raftStorage: ShellStorage): void {
+  const snapshot = state.snapshot?.metadata;
+  if (snapshot !== undefined && snapshot.index > 0) raftStorage.applySnapshot({ metadata: snapshot, data: new Uint8Array(0) });
   if (state.hardState) raftStorage.setHardState(state.hardState);
   raftStorage.append(state.entries);
   // Conf changes applied after the snapshot live in the membership registry, not the snapshot.
-  if (machine.appliedIndex > (state.snapshot?.index ?? 0)) raftStorage.setConfState(confStateOf(machine.membership));
+  if (machine.appliedIndex > (snapshot?.index ?? 0)) raftStorage.setConfState(confStateOf(machine.membership));
 }

@@ -24,9 +24,9 @@ import {
 } from '../raft/index.js';
 import { encodeRequest, type Mutation } from '../apply/request.js';
 import type { ApplyResult, MachineState, StateMachine } from '../apply/state-machine.js';
-import { installMarkerOp, installSnapshotFile, pruneSnapshotFiles } from '../apply/snapshot.js';
+import { installSnapshotFile, pruneSnapshotFiles } from '../apply/snapshot.js';
 import { metaOps, u64Key, type BatchOp, type Storage } from '../storage/layout.js';
-import { compactLogThrough, raftOps } from '../storage/raft-log.js';
+import type { Wal } from '../storage/wal.js';
 import { encodeAddContext, memberIdFor, type Membership } from '../cluster/membership.js';
 import type { Consensus, MemberInfo, NodeStatus } from './consensus.js';
 import { deferred, type Deferred } from './deferred.js';
@@ -56,6 +56,8 @@ export interface RaftNodeOptions {
   readonly maxPendingProposals: number;
   readonly logger: Logger;
   readonly storage: Storage;
+  /** The Raft log, hard state and snapshot markers (storage/wal.ts). */
+  readonly wal: Wal;
   readonly machine: StateMachine;
   /** The core's log storage, already loaded from disk (or bootstrapped). */
   readonly raftStorage: ShellStorage;
@@ -473,17 +475,10 @@ export class RaftNode implements Consensus {
   private async persist(ready: Ready): Promise<void> {
     const storage = this.options.raftStorage;
     if (ready.snapshot) await this.installSnapshot(ready);
-    const ops: BatchOp[] = [];
-    if (ready.entries.length > 0) {
-      for (const op of raftOps.entries(ready.entries)) ops.push(op);
-      // New entries may replace a longer conflicting suffix: drop what lies beyond them.
-      const newLast = ready.entries[ready.entries.length - 1]!.index;
-      for (let index = newLast + 1; index <= storage.lastIndex(); index++) ops.push({ type: 'del', space: 'log', key: u64Key(index) });
-    }
-    if (ready.hardState) ops.push(raftOps.hardState(ready.hardState));
-    if (ops.length > 0) {
+    if (ready.entries.length > 0 || ready.hardState) {
       const started = performance.now();
-      await this.options.storage.write(ops, ready.mustSync);
+      // New entries may replace a longer conflicting suffix: the log's reader drops it (wal.ts).
+      await this.options.wal.save(ready.entries, ready.hardState, ready.mustSync);
       const ms = performance.now() - started;
       if (ready.mustSync) this.options.metrics?.walFsync.observe(ms / 1000);
       if (ms > SLOW_MS) this.options.logger.warn('slow fsync', { tookMs: Math.round(ms), entries: ready.entries.length });
@@ -494,8 +489,9 @@ export class RaftNode implements Consensus {
 
   /**
    * A snapshot from the leader, already verified and synced to a file by the transport. The Raft
-   * metadata, hard state and an install marker land first, in one synced batch; then the state is
-   * rewritten from the file. A crash in between finishes the install at restart from the marker.
+   * snapshot marker (naming the file) and hard state reach the write-ahead log first; then the
+   * state is rewritten from the file, its applied index last. A crash in between installs the
+   * file again at restart (apply/snapshot.ts resumeSnapshotInstall).
    */
   private async installSnapshot(ready: Ready): Promise<void> {
     const snapshot = ready.snapshot!;
@@ -504,9 +500,9 @@ export class RaftNode implements Consensus {
     assert(path !== undefined, `snapshot ${meta.index} from the leader names no file`);
     this.options.logger.info('installing snapshot from the leader', { index: meta.index, term: meta.term, file: path });
     await this.options.beforeRestore?.();
-    await this.options.storage.write([raftOps.snapshot(meta), ...(ready.hardState ? [raftOps.hardState(ready.hardState)] : []), installMarkerOp(path)], true);
+    await this.options.wal.saveSnapshot({ metadata: meta, file: path }, ready.hardState);
     await installSnapshotFile(this.options.storage, path);
-    await compactLogThrough(this.options.storage, meta.index);
+    await this.options.wal.releaseTo(meta.index);
     this.options.raftStorage.applySnapshot(snapshot);
     this.options.machine.restore(await this.options.reload());
     assert(this.options.machine.appliedIndex === meta.index, `snapshot ${meta.index} installed the state at ${this.options.machine.appliedIndex}`);
@@ -746,12 +742,14 @@ export class RaftNode implements Consensus {
     const confState = this.confState();
     // A synced write makes every earlier state batch durable (level's write-ahead log is ordered).
     const snapshot = storage.createSnapshot(applied, confState, new Uint8Array(0));
-    await this.options.storage.write([raftOps.snapshot(snapshot.metadata), metaOps.appliedIndex(applied)], true);
+    await this.options.storage.write([metaOps.appliedIndex(applied)], true);
+    // Only with the state durable at applied may the log say it begins there.
+    await this.options.wal.saveSnapshot({ metadata: snapshot.metadata });
     const keep = Math.min(MAX_CATCH_UP_ENTRIES, this.options.snapshotCount);
     const compactIndex = applied - keep;
     if (compactIndex > storage.firstIndex()) {
       storage.compact(compactIndex);
-      await compactLogThrough(this.options.storage, compactIndex - 1);
+      await this.options.wal.releaseTo(compactIndex - 1);
     }
     this.snapshotIndex = applied;
     this.options.logger.info('snapshot taken', { index: applied, compactedThrough: compactIndex });

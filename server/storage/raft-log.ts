@@ -1,12 +1,8 @@
 /**
- * Raft's durable state in level: log entries ('log', key = index), the hard state and the
- * metadata of the newest snapshot ('raft'). A Ready becomes ONE batch, written with sync when
- * the Ready says mustSync, BEFORE its messagesAfterPersist leave and before the core hears
- * advance(): term, vote and entries are durable before a vote, an append ack, or a self-count
- * toward a quorum.
- *
- * Snapshot data is not stored here: the state spaces (kv, lease, members) ARE the state at the
- * applied index, and a snapshot for a lagging follower is built from memory when needed.
+ * Where Raft's durable state USED to live, in level: log entries ('log', key = index), the hard
+ * state and the metadata of the newest snapshot ('raft'). The Raft log is now the write-ahead log
+ * (wal.ts); this reader remains to migrate a data dir written by an earlier gavel
+ * (raft-wal.ts openRaftLog), and the encoders for the tests that build such a data dir.
  */
 import type { ConfState, Entry, EntryType, HardState, SnapshotMetadata } from '../raft/index.js';
 import { assert } from '../errors.js';
@@ -14,6 +10,8 @@ import { metaKey, u64Key, type BatchOp, type Storage } from './layout.js';
 
 const HARD_STATE_KEY = metaKey('hard-state');
 const SNAPSHOT_KEY = metaKey('snapshot');
+/** The 'raft' space's keys, removed once migrated. */
+export const RAFT_STATE_KEYS: readonly Uint8Array[] = [HARD_STATE_KEY, SNAPSHOT_KEY];
 const ENTRY_HEADER_BYTES = 9;
 
 export function encodeEntry(entry: Entry): Uint8Array {

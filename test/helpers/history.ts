@@ -13,7 +13,8 @@ import { StateMachine } from '../../server/apply/state-machine.js';
 import { confStateOf } from '../../server/cluster/bootstrap.js';
 import { systemClock } from '../../server/clock.js';
 import { metaOps, type BatchOp, Storage } from '../../server/storage/layout.js';
-import { compactLogThrough, loadRaftState, raftOps } from '../../server/storage/raft-log.js';
+import { Wal } from '../../server/storage/wal.js';
+import { walDirectory } from '../../server/storage/raft-wal.js';
 
 export interface HistoryOptions {
   readonly revisions: number;
@@ -36,11 +37,11 @@ export function historyKey(index: number): string {
 
 export async function appendHistory(dataDir: string, options: HistoryOptions): Promise<History> {
   const storage = await Storage.open(dataDir);
+  const { wal, state: raft } = await Wal.open(walDirectory(dataDir));
   try {
     const machine = new StateMachine(await loadMachineState(storage, { minLeaseTtlSeconds: 1, clock: systemClock }));
-    const raft = await loadRaftState(storage);
     if (raft.hardState === undefined) throw new Error(`${dataDir} holds no member (start and stop one there first)`);
-    const lastLogIndex = raft.entries.at(-1)?.index ?? raft.snapshot?.index ?? 0;
+    const lastLogIndex = raft.entries.at(-1)?.index ?? raft.snapshot?.metadata.index ?? 0;
     if (machine.appliedIndex !== lastLogIndex || raft.hardState.commit !== lastLogIndex) {
       throw new Error(`stop the member cleanly first: applied ${machine.appliedIndex}, commit ${raft.hardState.commit}, log ends at ${lastLogIndex}`);
     }
@@ -68,10 +69,12 @@ export async function appendHistory(dataDir: string, options: HistoryOptions): P
     // The log ends where the state does: a snapshot at the last index, as a local snapshot leaves it.
     const term = raft.hardState.term;
     const metadata = { index, term, confState: confStateOf(machine.membership) };
-    await storage.write([raftOps.snapshot(metadata), raftOps.hardState({ ...raft.hardState, commit: index })], true);
-    await compactLogThrough(storage, index);
+    await storage.write([metaOps.appliedIndex(index)], true);
+    await wal.saveSnapshot({ metadata }, { ...raft.hardState, commit: index });
+    await wal.releaseTo(index);
     return { firstRevision, lastRevision: machine.store.currentRevision };
   } finally {
+    await wal.close();
     await storage.close();
   }
 }

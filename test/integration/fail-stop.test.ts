@@ -5,23 +5,22 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { startMember, stopAllMembers, waitUntil } from '../helpers/gavel.js';
-import { Storage } from '../../server/storage/layout.js';
-import { loadRaftState, raftOps } from '../../server/storage/raft-log.js';
+import { Wal } from '../../server/storage/wal.js';
+import { walDirectory } from '../../server/storage/raft-wal.js';
 
 afterAll(stopAllMembers);
 
 /** Appends a committed entry whose bytes are no request at all (a corrupted or foreign entry). */
 async function appendUnappliableEntry(dataDir: string): Promise<number> {
-  const storage = await Storage.open(dataDir);
+  const { wal, state } = await Wal.open(walDirectory(dataDir));
   try {
-    const raft = await loadRaftState(storage);
-    if (raft.hardState === undefined) throw new Error('no member in this data dir');
-    const index = (raft.entries.at(-1)?.index ?? raft.snapshot?.index ?? 0) + 1;
-    const entry = { index, term: raft.hardState.term, type: 'normal' as const, data: Uint8Array.from([0xff, 0xff, 0xff, 0xff, 0x0f]) };
-    await storage.write([...raftOps.entries([entry]), raftOps.hardState({ ...raft.hardState, commit: index })], true);
+    if (state.hardState === undefined) throw new Error('no member in this data dir');
+    const index = (state.entries.at(-1)?.index ?? state.snapshot?.metadata.index ?? 0) + 1;
+    const entry = { index, term: state.hardState.term, type: 'normal' as const, data: Uint8Array.from([0xff, 0xff, 0xff, 0xff, 0x0f]) };
+    await wal.save([entry], { ...state.hardState, commit: index }, true);
     return index;
   } finally {
-    await storage.close();
+    await wal.close();
   }
 }
 
