@@ -217,7 +217,7 @@ export class RaftNode implements Consensus {
   }
 
   status(): NodeStatus {
-    const status = this.rawNode.status();
+    const status = this.rawNode.basicStatus();
     const member = this.options.machine.membership.get(this.options.memberId);
     return {
       memberId: this.options.memberId,
@@ -265,7 +265,7 @@ export class RaftNode implements Consensus {
   private readonly keepAliveLeader: KeepAliveLeader = {
     lessor: () => this.options.machine.lessor,
     isLeader: () => this.isLeader(),
-    caughtUp: () => this.waitApplied(this.rawNode.status().commit),
+    caughtUp: () => this.waitApplied(this.rawNode.basicStatus().commit),
   };
 
   /**
@@ -302,7 +302,7 @@ export class RaftNode implements Consensus {
 
   async leaseTimeToLive(id: bigint, keys: boolean, signal?: AbortSignal): Promise<{ ttl: number; grantedTtl: number; keys: Uint8Array[] }> {
     if (this.isLeader()) {
-      await this.waitApplied(this.rawNode.status().commit);
+      await this.waitApplied(this.rawNode.basicStatus().commit);
       const info = this.options.machine.lessor.timeToLive(id);
       if (info === undefined) return { ttl: -1, grantedTtl: 0, keys: [] };
       return { ttl: info.ttlSeconds, grantedTtl: info.grantedTtlSeconds, keys: keys ? info.keys : [] };
@@ -637,7 +637,7 @@ export class RaftNode implements Consensus {
       if (soft.leader !== NONE) this.options.metrics?.leaderChanges.inc();
       this.options.logger.info(soft.leader === NONE ? 'lost leader' : soft.leader === this.options.memberId ? 'became leader' : 'leader changed', {
         leader: soft.leader.toString(16),
-        term: this.rawNode.status().term,
+        term: this.rawNode.basicStatus().term,
       });
       // Writes and reads in flight under the old leader have an unknown outcome now.
       if (previousLeader !== NONE) {

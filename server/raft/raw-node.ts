@@ -35,7 +35,7 @@ import { Raft } from './raft.js';
 import { bootstrapStorage } from './bootstrap.js';
 import type { MemoryStorage } from './storage.js';
 import type {
-  ConfChange, ConfState, Entry, HardState, Message, NodeId, ProgressStatus, ProposeResult,
+  BasicStatus, ConfChange, ConfState, Entry, HardState, Message, NodeId, ProgressStatus, ProposeResult,
   RaftConfig, Ready, Snapshot, SoftState, Status,
 } from './types.js';
 import { MESSAGE_TYPES, NONE } from './types.js';
@@ -246,6 +246,12 @@ export class RawNode {
     const previous = this.prevHardState;
     const vote = previous !== undefined && previous.term === hs.term ? previous.vote : NONE;
     return { term: hs.term, vote, commit: hs.commit };
+  }
+
+  /** The cheap part of status(), for callers on a request path. */
+  basicStatus(): BasicStatus {
+    const raft = this.raft;
+    return { id: raft.id, term: raft.term, vote: raft.vote, commit: raft.log.committed, applied: raft.log.applied, lead: raft.lead, role: raft.role };
   }
 
   status(): Status {

@@ -297,7 +297,8 @@ export interface ProgressStatus {
   readonly recentActive: boolean;
 }
 
-export interface Status {
+/** etcd's BasicStatus: what costs nothing to read (no copies of the membership or progress). */
+export interface BasicStatus {
   readonly id: NodeId;
   readonly term: number;
   readonly vote: NodeId;
@@ -305,6 +306,9 @@ export interface Status {
   readonly applied: number;
   readonly lead: NodeId;
   readonly role: Role;
+}
+
+export interface Status extends BasicStatus {
   /** Present on the leader only. */
   readonly progress?: Map<NodeId, ProgressStatus>;
   readonly leadTransferee: NodeId;

@@ -8,7 +8,7 @@ import { assert } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Message } from '../raft/types.js';
 import { Backoff } from './backoff.js';
-import { encodeMessage } from './codec.js';
+import { encodeBatch } from './wire.js';
 import { fromServiceError } from './errors.js';
 import { MessageQueue } from './queue.js';
 import { METADATA_CLUSTER_ID, METADATA_FROM, METADATA_TO, peerDefinitions, type ClientMethod, type WireStreamAck } from './service.js';
@@ -241,7 +241,7 @@ export class Peer {
       this.probe = { seq: String(this.seq), startedMs: now };
       this.lastProbeMs = now;
     }
-    const bytes = peerDefinitions().batchCodec.encode({ messages: messages.map(encodeMessage), seq: String(this.seq), want_ack: wantAck });
+    const bytes = encodeBatch(messages, this.seq, wantAck);
     this.env.metrics?.sentBytes(this.id, bytes.length);
     return output.write(bytes, GRPC_FRAME_BYTES + bytes.length);
   }

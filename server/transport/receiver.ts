@@ -7,7 +7,7 @@ import { toServiceError, type ServiceErrorLike } from '../api/status.js';
 import { encodedSize, StreamOutput, type StreamTally } from '../api/stream-output.js';
 import type { Logger } from '../log.js';
 import type { Message, SnapMessage } from '../raft/types.js';
-import { decodeMessage, type WireRaftMessage } from './codec.js';
+import { decodeBatch, type Batch } from './wire.js';
 import {
   METADATA_CLUSTER_ID,
   METADATA_FROM,
@@ -17,7 +17,6 @@ import {
   type WireLeaseRenewResponse,
   type WireLeaseTtlRequest,
   type WireLeaseTtlResponse,
-  type WireMessageBatch,
   type WireSnapshotChunk,
   type WireStreamAck,
 } from './service.js';
@@ -41,7 +40,7 @@ const ackBytes = encodedSize('gavel.raft.v1.StreamAck');
 
 export function peerService(env: ReceiverEnvironment): grpc.UntypedServiceImplementation {
   return {
-    Stream: (call: grpc.ServerDuplexStream<Framed<WireMessageBatch>, WireStreamAck>) => receiveStream(env, call),
+    Stream: (call: grpc.ServerDuplexStream<Framed<Uint8Array>, WireStreamAck>) => receiveStream(env, call),
     SendSnapshot: (call: grpc.ServerReadableStream<Framed<WireSnapshotChunk>, object>, callback: grpc.sendUnaryData<object>) =>
       receiveSnapshot(env, call, callback),
     LeaseRenew: unary(env, async (request: WireLeaseRenewRequest): Promise<WireLeaseRenewResponse> => {
@@ -90,7 +89,7 @@ function parseUint64(value: grpc.MetadataValue | undefined): bigint | undefined 
   return typeof value === 'string' && /^\d{1,20}$/.test(value) ? BigInt(value) : undefined;
 }
 
-function receiveStream(env: ReceiverEnvironment, call: grpc.ServerDuplexStream<Framed<WireMessageBatch>, WireStreamAck>): void {
+function receiveStream(env: ReceiverEnvironment, call: grpc.ServerDuplexStream<Framed<Uint8Array>, WireStreamAck>): void {
   // The client cancelling is normal (peer stopped or reconnecting); grpc-js reports it here.
   call.on('error', () => undefined);
   const auth = authenticate(env, call.metadata);
@@ -109,17 +108,21 @@ function receiveStream(env: ReceiverEnvironment, call: grpc.ServerDuplexStream<F
     output.write(message, ackBytes(message));
   };
   ack('0'); // accepted: the sender counts the stream as connected from now on
-  call.on('data', (frame: Framed<WireMessageBatch>) => {
+  call.on('data', (frame: Framed<Uint8Array>) => {
     if (failed) return;
     env.metrics?.receivedBytes(from, frame.bytes);
-    const error = deliver(env, from, frame.value.messages);
-    if (error !== undefined) {
+    let batch: Batch;
+    try {
+      batch = decodeBatch(frame.value);
+    } catch (error) {
       failed = true;
-      env.logger.warn('peer sent a bad batch', { peer: from, error: error.details });
-      call.emit('error', error);
+      const refusal = toServiceError(error);
+      env.logger.warn('peer sent a bad batch', { peer: from, error: refusal.details });
+      call.emit('error', refusal);
       return;
     }
-    if (frame.value.want_ack) ack(frame.value.seq);
+    deliver(env, from, batch.messages);
+    if (batch.wantAck) ack(String(batch.seq));
   });
   call.on('end', () => call.end());
 }
@@ -130,21 +133,14 @@ function receiveStream(env: ReceiverEnvironment, call: grpc.ServerDuplexStream<F
  * the leader) passes it on to its leader with the original requester as `from`, so the leader
  * answers the requester directly, as etcd's raft does.
  */
-export function deliver(env: Pick<ReceiverEnvironment, 'memberId' | 'logger' | 'handlers'>, from: bigint, messages: readonly WireRaftMessage[]): ServiceErrorLike | undefined {
-  for (const wire of messages) {
-    let m: Message;
-    try {
-      m = decodeMessage(wire);
-    } catch (error) {
-      return toServiceError(error);
-    }
+export function deliver(env: Pick<ReceiverEnvironment, 'memberId' | 'logger' | 'handlers'>, from: bigint, messages: readonly Message[]): void {
+  for (const m of messages) {
     if (m.to !== env.memberId || (m.from !== from && m.type !== 'readIndex')) {
       env.logger.warn('dropped a misaddressed peer message', { peer: from, type: m.type, from: m.from, to: m.to });
       continue;
     }
     env.handlers.onMessage(m);
   }
-  return undefined;
 }
 
 function receiveSnapshot(

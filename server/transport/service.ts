@@ -93,6 +93,8 @@ export function peerDefinitions(): PeerDefinitions {
   // Pre-encoded bytes go out as they are (a view, no copy).
   const raw = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const framed = (m: grpc.MethodDefinition<unknown, unknown>) => (buffer: Buffer): Framed<unknown> => ({ bytes: buffer.length, value: m.requestDeserialize(buffer) });
+  // Stream batches are decoded by the receiver itself (wire.ts), so a bad one is its error to report.
+  const rawFrame = (buffer: Buffer): Framed<Uint8Array> => ({ bytes: buffer.length, value: buffer });
   const stream = method('Stream');
   const snapshot = method('SendSnapshot');
   cached = {
@@ -104,7 +106,7 @@ export function peerDefinitions(): PeerDefinitions {
     },
     server: {
       ...base,
-      Stream: { ...stream, requestDeserialize: framed(stream) },
+      Stream: { ...stream, requestDeserialize: rawFrame },
       SendSnapshot: { ...snapshot, requestDeserialize: framed(snapshot) },
     },
     batchCodec: messageCodec<WireMessageBatch>('gavel.raft.v1.MessageBatch'),
