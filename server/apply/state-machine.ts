@@ -76,9 +76,12 @@ export class StateMachine {
   /** Callers of whenDurable, by the store revision they wait for. */
   private durableWaiters: { revision: number; resolve: () => void }[] = [];
   private state: MachineState;
+  /** The applied index moves on every entry; the rest of the state only with a snapshot. */
+  private applied: number;
 
   constructor(state: MachineState) {
     this.state = state;
+    this.applied = state.appliedIndex;
   }
 
   get store(): MvccStore {
@@ -106,7 +109,7 @@ export class StateMachine {
   }
 
   get appliedIndex(): number {
-    return this.state.appliedIndex;
+    return this.applied;
   }
 
   onEvents(listener: EventListener): void {
@@ -149,23 +152,24 @@ export class StateMachine {
 
   /** Replaces the whole state with one restored from a snapshot at a later index. */
   restore(state: MachineState): void {
-    assert(state.appliedIndex > this.state.appliedIndex, `snapshot ${state.appliedIndex} is not newer than applied ${this.state.appliedIndex}`);
+    assert(state.appliedIndex > this.applied, `snapshot ${state.appliedIndex} is not newer than applied ${this.applied}`);
     // The coordinator's leader-local clock state goes with the old object: carry the role over.
     if (this.state.coordinator.isPrimary) state.coordinator.promote();
     this.state = state;
+    this.applied = state.appliedIndex;
     this.compactionsApplied = [];
     this.releaseDurable();
     for (const listener of this.coordinatorListeners) listener('all');
   }
 
   private advanceTo(index: number): void {
-    assert(index === this.state.appliedIndex + 1, `apply out of order: ${index} after ${this.state.appliedIndex}`);
-    this.state = { ...this.state, appliedIndex: index };
+    assert(index === this.applied + 1, `apply out of order: ${index} after ${this.applied}`);
+    this.applied = index;
   }
 
   /** Applies the normal entry at `index`; entries at or below the applied index are skipped (replay). */
   apply(index: number, data: Uint8Array): AppliedEntry | undefined {
-    if (index <= this.state.appliedIndex) return undefined;
+    if (index <= this.applied) return undefined;
     this.advanceTo(index);
     if (data.length === 0) return undefined; // an empty entry (a new leader's no-op)
     const request = decodeRequest(data);
@@ -187,7 +191,7 @@ export class StateMachine {
 
   /** Applies a committed membership change; returns the ops that record the new registry. */
   applyConfChange(index: number, change: ConfChange): readonly BatchOp[] {
-    if (index <= this.state.appliedIndex) return [];
+    if (index <= this.applied) return [];
     this.advanceTo(index);
     switch (change.type) {
       case 'addNode':

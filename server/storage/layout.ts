@@ -38,11 +38,16 @@ type Bin = Level<Uint8Array, Uint8Array>;
 type Sub = AbstractSublevel<Bin, string | Buffer | Uint8Array, Uint8Array, Uint8Array>;
 
 export class Storage {
+  /** Each space's key prefix in the root database (abstract-level's sublevel prefix, '!name!'). */
+  private readonly prefixes: ReadonlyMap<Space, Uint8Array>;
+
   private constructor(
     private readonly directory: string,
     readonly db: Bin,
     private readonly spaces: ReadonlyMap<Space, Sub>,
-  ) {}
+  ) {
+    this.prefixes = new Map([...spaces].map(([space, sub]) => [space, Buffer.from(sub.prefix, 'utf8')]));
+  }
 
   static async open(dataDir: string): Promise<Storage> {
     await mkdir(dataDir, { recursive: true });
@@ -61,16 +66,29 @@ export class Storage {
     return sub;
   }
 
-  /** One atomic level batch. sync=true returns only after the write reached the disk. */
+  /**
+   * One atomic level batch. sync=true returns only after the write reached the disk. Keys are
+   * written on the root database with their space's prefix put in front here: abstract-level's
+   * per-operation sublevel option re-encodes and re-prefixes every key on the apply path.
+   */
   async write(ops: readonly BatchOp[], sync: boolean): Promise<void> {
     if (ops.length === 0 && !sync) return;
     const batch = this.db.batch();
     for (const op of ops) {
-      const sublevel = this.space(op.space);
-      if (op.type === 'put') batch.put(op.key, op.value, { sublevel } as never);
-      else batch.del(op.key, { sublevel } as never);
+      const key = this.prefixed(op.space, op.key);
+      if (op.type === 'put') batch.put(key, op.value);
+      else batch.del(key);
     }
     await batch.write({ sync } as never);
+  }
+
+  private prefixed(space: Space, key: Uint8Array): Uint8Array {
+    const prefix = this.prefixes.get(space);
+    if (prefix === undefined) throw new Error(`unknown space ${space}`);
+    const bytes = Buffer.allocUnsafe(prefix.byteLength + key.byteLength);
+    bytes.set(prefix, 0);
+    bytes.set(key, prefix.byteLength);
+    return bytes;
   }
 
   async get(space: Space, key: Uint8Array): Promise<Uint8Array | undefined> {

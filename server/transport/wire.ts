@@ -26,24 +26,64 @@ const MESSAGE_TYPE_BY_NUMBER = new Map<number, MessageType>(Object.entries(WIRE_
 
 // ---- encoding ----
 
-/** Bytes are appended to a growing buffer; sizes of nested messages are patched in afterwards. */
-class Writer {
-  private bytes = Buffer.allocUnsafe(256);
-  length = 0;
+/**
+ * Where fields go: a Writer appends bytes, a Sizer only counts them. The same write functions
+ * drive both, so a nested message's length is known before its bytes are written (no shifting).
+ */
+interface Sink {
+  number(field: number, value: number): void;
+  id(field: number, value: NodeId): void;
+  bool(field: number, value: boolean): void;
+  bytesField(field: number, value: Uint8Array): void;
+  /** A nested message; an empty one is left out unless always. */
+  nested(field: number, body: (sink: Sink) => void, always: boolean): void;
+}
+
+class Sizer implements Sink {
+  bytes = 0;
+
+  number(field: number, value: number): void {
+    if (value !== 0) this.bytes += tagBytes(field) + varintBytes(value);
+  }
+
+  id(field: number, value: NodeId): void {
+    if (value !== 0n) this.bytes += tagBytes(field) + bigVarintBytes(value);
+  }
+
+  bool(field: number, value: boolean): void {
+    if (value) this.bytes += tagBytes(field) + 1;
+  }
+
+  bytesField(field: number, value: Uint8Array): void {
+    if (value.byteLength > 0) this.bytes += tagBytes(field) + varintBytes(value.byteLength) + value.byteLength;
+  }
+
+  nested(field: number, body: (sink: Sink) => void, always: boolean): void {
+    const size = sizeOf(body);
+    if (size > 0 || always) this.bytes += tagBytes(field) + varintBytes(size) + size;
+  }
+}
+
+function sizeOf(body: (sink: Sink) => void): number {
+  const sizer = new Sizer();
+  body(sizer);
+  return sizer.bytes;
+}
+
+class Writer implements Sink {
+  private readonly bytes: Buffer;
+  private length = 0;
+
+  constructor(size: number) {
+    this.bytes = Buffer.allocUnsafe(size);
+  }
 
   finish(): Uint8Array {
-    return this.bytes.subarray(0, this.length);
+    assert(this.length === this.bytes.byteLength, `wrote ${this.length} of ${this.bytes.byteLength} sized bytes`);
+    return this.bytes;
   }
 
-  private room(more: number): void {
-    if (this.length + more <= this.bytes.length) return;
-    const grown = Buffer.allocUnsafe(Math.max(this.bytes.length * 2, this.length + more));
-    this.bytes.copy(grown, 0, 0, this.length);
-    this.bytes = grown;
-  }
-
-  varint(value: number): void {
-    this.room(10);
+  private varint(value: number): void {
     while (value >= 0x80) {
       this.bytes[this.length++] = (value % 0x80) | 0x80;
       value = Math.floor(value / 0x80);
@@ -51,8 +91,7 @@ class Writer {
     this.bytes[this.length++] = value;
   }
 
-  bigVarint(value: bigint): void {
-    this.room(10);
+  private bigVarint(value: bigint): void {
     while (value >= 0x80n) {
       this.bytes[this.length++] = Number(value & 0x7fn) | 0x80;
       value >>= 7n;
@@ -60,38 +99,8 @@ class Writer {
     this.bytes[this.length++] = Number(value);
   }
 
-  tag(field: number, wireType: number): void {
+  private tag(field: number, wireType: number): void {
     this.varint(field * 8 + wireType);
-  }
-
-  bytesField(field: number, value: Uint8Array): void {
-    if (value.byteLength === 0) return;
-    this.tag(field, LENGTH_DELIMITED);
-    this.varint(value.byteLength);
-    this.room(value.byteLength);
-    this.bytes.set(value, this.length);
-    this.length += value.byteLength;
-  }
-
-  /** A nested message: its length is known only once written, so it is written first and shifted. */
-  nested(field: number, write: () => void, always = false): void {
-    this.tag(field, LENGTH_DELIMITED);
-    const lengthAt = this.length;
-    this.room(5);
-    this.length += 5; // a length varint is at most 5 bytes for anything we send
-    write();
-    const size = this.length - lengthAt - 5;
-    if (size === 0 && !always) {
-      this.length = lengthAt - tagBytes(field); // drop an empty optional message entirely
-      return;
-    }
-    const sizeBytes = varintBytes(size);
-    this.bytes.copyWithin(lengthAt + sizeBytes, lengthAt + 5, this.length);
-    this.length -= 5 - sizeBytes;
-    const saved = this.length;
-    this.length = lengthAt;
-    this.varint(size);
-    this.length = saved;
   }
 
   number(field: number, value: number): void {
@@ -113,18 +122,39 @@ class Writer {
     this.tag(field, VARINT);
     this.varint(1);
   }
+
+  bytesField(field: number, value: Uint8Array): void {
+    if (value.byteLength === 0) return;
+    this.tag(field, LENGTH_DELIMITED);
+    this.varint(value.byteLength);
+    this.bytes.set(value, this.length);
+    this.length += value.byteLength;
+  }
+
+  nested(field: number, body: (sink: Sink) => void, always: boolean): void {
+    const size = sizeOf(body);
+    if (size === 0 && !always) return;
+    this.tag(field, LENGTH_DELIMITED);
+    this.varint(size);
+    const start = this.length;
+    body(this);
+    assert(this.length - start === size, 'a nested message wrote other than its size');
+  }
 }
 
 export function encodeBatch(messages: readonly Message[], seq: number, wantAck: boolean): Uint8Array {
-  const writer = new Writer();
   // Every message is sent, default fields or not: always=true keeps an all-default one.
-  for (const m of messages) writer.nested(1, () => writeMessage(writer, m), true);
-  writer.number(2, seq);
-  writer.bool(3, wantAck);
+  const body = (sink: Sink): void => {
+    for (const m of messages) sink.nested(1, (inner) => writeMessage(inner, m), true);
+    sink.number(2, seq);
+    sink.bool(3, wantAck);
+  };
+  const writer = new Writer(sizeOf(body));
+  body(writer);
   return writer.finish();
 }
 
-function writeMessage(w: Writer, m: Message): void {
+function writeMessage(w: Sink, m: Message): void {
   w.number(1, WIRE_MESSAGE_TYPE[m.type]);
   w.id(2, m.from);
   w.id(3, m.to);
@@ -164,7 +194,7 @@ function writeMessage(w: Writer, m: Message): void {
       w.bytesField(11, m.context);
       return;
     case 'snap':
-      w.nested(14, () => writeSnapshot(w, m.snapshot), true);
+      w.nested(14, (inner) => writeSnapshot(inner, m.snapshot), true);
       return;
     case 'timeoutNow':
       return;
@@ -180,26 +210,26 @@ function writeMessage(w: Writer, m: Message): void {
   }
 }
 
-function writeEntries(w: Writer, entries: readonly Entry[]): void {
-  for (const entry of entries) {
-    w.nested(7, () => {
-      w.number(1, entry.term);
-      w.number(2, entry.index);
-      w.number(3, WIRE_ENTRY_TYPE[entry.type]);
-      w.bytesField(4, entry.data);
-    }, true);
-  }
+function writeEntries(w: Sink, entries: readonly Entry[]): void {
+  for (const entry of entries) w.nested(7, (inner) => writeEntry(inner, entry), true);
 }
 
-function writeSnapshot(w: Writer, snapshot: Snapshot): void {
+function writeEntry(w: Sink, entry: Entry): void {
+  w.number(1, entry.term);
+  w.number(2, entry.index);
+  w.number(3, WIRE_ENTRY_TYPE[entry.type]);
+  w.bytesField(4, entry.data);
+}
+
+function writeSnapshot(w: Sink, snapshot: Snapshot): void {
   const { index, term, confState } = snapshot.metadata;
-  w.nested(1, () => {
-    w.number(1, index);
-    w.number(2, term);
-    w.nested(3, () => {
-      for (const voter of confState.voters) w.id(1, voter);
-      for (const learner of confState.learners) w.id(2, learner);
-    });
+  w.nested(1, (metadata) => {
+    metadata.number(1, index);
+    metadata.number(2, term);
+    metadata.nested(3, (conf) => {
+      for (const voter of confState.voters) conf.id(1, voter);
+      for (const learner of confState.learners) conf.id(2, learner);
+    }, false);
   }, true);
   w.bytesField(2, snapshot.data);
 }
@@ -208,6 +238,15 @@ function varintBytes(value: number): number {
   let bytes = 1;
   while (value >= 0x80) {
     value = Math.floor(value / 0x80);
+    bytes++;
+  }
+  return bytes;
+}
+
+function bigVarintBytes(value: bigint): number {
+  let bytes = 1;
+  while (value >= 0x80n) {
+    value >>= 7n;
     bytes++;
   }
   return bytes;
@@ -251,12 +290,20 @@ class Reader {
   }
 
   bigVarint(): bigint {
-    let value = 0n;
-    for (let shift = 0n; shift < 70n; shift += 7n) {
+    // Three groups of at most 28 bits each in plain numbers, joined once: far cheaper than a
+    // BigInt operation per byte, and every message carries two member ids.
+    let low = 0;
+    let middle = 0;
+    let high = 0;
+    for (let index = 0; index < 10; index++) {
       if (this.offset >= this.end) throw bad('a varint runs past the end');
       const byte = this.bytes[this.offset++]!;
-      value |= BigInt(byte & 0x7f) << shift;
+      const bits = byte & 0x7f;
+      if (index < 4) low += bits * 2 ** (7 * index);
+      else if (index < 8) middle += bits * 2 ** (7 * (index - 4));
+      else high += bits * 2 ** (7 * (index - 8));
       if (byte < 0x80) {
+        const value = (BigInt(high) << 56n) | (BigInt(middle) << 28n) | BigInt(low);
         if (value > UINT64_MAX) throw bad(`a member id ${value} is out of uint64 range`);
         return value;
       }
@@ -276,7 +323,8 @@ class Reader {
   /** A copy: views would keep the whole received batch alive as long as any entry lives. */
   bytesField(): Uint8Array {
     const [start, end] = this.span();
-    return end === start ? EMPTY : new Uint8Array(this.bytes.subarray(start, end));
+    // Uint8Array's own slice copies; a Buffer's slice would be a view.
+    return end === start ? EMPTY : Uint8Array.prototype.slice.call(this.bytes, start, end);
   }
 
   sub(): Reader {
@@ -442,37 +490,38 @@ function readConfState(r: Reader, into: { voters: NodeId[]; learners: NodeId[] }
   }
 }
 
+/** Object literals per type (no spread of a shared base: that is V8's slow path, per message). */
 function toMessage(f: Fields): Message {
   const type = MESSAGE_TYPE_BY_NUMBER.get(f.type);
   if (type === undefined) throw bad(`unknown message type ${f.type}`);
-  const base = { from: f.from, to: f.to, term: f.term };
+  const { from, to, term } = f;
   switch (type) {
     case 'prop':
-      return { ...base, type, entries: f.entries };
+      return { type, from, to, term, entries: f.entries };
     case 'app':
-      return { ...base, type, logTerm: f.logTerm, index: f.index, entries: f.entries, commit: f.commit };
+      return { type, from, to, term, logTerm: f.logTerm, index: f.index, entries: f.entries, commit: f.commit };
     case 'appResp':
-      return { ...base, type, index: f.index, reject: f.reject, rejectHint: f.rejectHint, logTerm: f.logTerm };
+      return { type, from, to, term, index: f.index, reject: f.reject, rejectHint: f.rejectHint, logTerm: f.logTerm };
     case 'vote':
     case 'preVote':
-      return { ...base, type, logTerm: f.logTerm, index: f.index, transfer: f.transfer };
+      return { type, from, to, term, logTerm: f.logTerm, index: f.index, transfer: f.transfer };
     case 'voteResp':
     case 'preVoteResp':
-      return { ...base, type, reject: f.reject };
+      return { type, from, to, term, reject: f.reject };
     case 'heartbeat':
-      return { ...base, type, commit: f.commit, context: f.context };
+      return { type, from, to, term, commit: f.commit, context: f.context };
     case 'heartbeatResp':
     case 'readIndex':
-      return { ...base, type, context: f.context };
+      return { type, from, to, term, context: f.context };
     case 'snap':
       if (f.snapshot === undefined) throw bad('snap message without a snapshot');
-      return { ...base, type, snapshot: f.snapshot };
+      return { type, from, to, term, snapshot: f.snapshot };
     case 'timeoutNow':
-      return { ...base, type };
+      return { type, from, to, term };
     case 'transferLeader':
-      return { ...base, type, transferee: f.transferee };
+      return { type, from, to, term, transferee: f.transferee };
     case 'readIndexResp':
-      return { ...base, type, index: f.index, context: f.context };
+      return { type, from, to, term, index: f.index, context: f.context };
     default:
       return assertNever(type);
   }
