@@ -50,7 +50,19 @@ export function serviceDefinition(path: string): grpc.ServiceDefinition {
   for (const part of path.split('.')) node = (node as Record<string, unknown>)[part];
   const service = (node as { service?: grpc.ServiceDefinition } | undefined)?.service;
   if (service === undefined) throw new Error(`no gRPC service ${path}`);
-  return service;
+  return path === 'etcdserverpb.Watch' ? withPreEncodedResponses(service, 'Watch') : service;
+}
+
+/**
+ * The server writes watch responses already encoded (api/watch-encoding.ts: one encoding per
+ * event, shared by every watcher): bytes pass through the serializer, objects are encoded.
+ */
+function withPreEncodedResponses(service: grpc.ServiceDefinition, method: string): grpc.ServiceDefinition {
+  const definition = service[method];
+  if (definition === undefined) throw new Error(`no method ${method}`);
+  const serialize = definition.responseSerialize;
+  const responseSerialize = (value: unknown): Buffer => (value instanceof Uint8Array ? Buffer.from(value.buffer, value.byteOffset, value.byteLength) : serialize(value));
+  return { ...service, [method]: { ...definition, responseSerialize } };
 }
 
 let cachedRoot: protobuf.Root | undefined;

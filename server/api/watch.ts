@@ -7,10 +7,10 @@
  * or other watchers, and costs a bounded amount of memory.
  */
 import type * as grpc from '@grpc/grpc-js';
-import type { WatchCreate, WatchResponse } from '../watch/hub.js';
-import { responseBytes } from '../watch/responses.js';
-import { bytes, eventToWire, toNumber } from './convert.js';
-import { header, type ApiContext } from './context.js';
+import type { WatchCreate } from '../watch/hub.js';
+import { bytes, toNumber } from './convert.js';
+import type { ApiContext } from './context.js';
+import { encodeWatchResponse, type HeaderFields } from './watch-encoding.js';
 import { failStream, goErrorText } from './status.js';
 import { GRPC_FRAME_BYTES, StreamOutput } from './stream-output.js';
 import { callerOf } from './caller.js';
@@ -34,18 +34,10 @@ function createFromWire(w: WireWatchCreateRequest): WatchCreate {
   };
 }
 
-function responseToWire(ctx: ApiContext, r: WatchResponse): object {
-  return {
-    header: header(ctx, r.headerRevision),
-    watch_id: String(r.watchId),
-    created: r.created === true,
-    canceled: r.canceled === true,
-    compact_revision: String(r.compactRevision ?? 0),
-    cancel_reason: r.cancelReason ?? '',
-    fragment: r.fragment === true,
-    // The hub already dropped prev_kv for watchers that did not ask for it.
-    events: r.events.map((e) => eventToWire(e, true)),
-  };
+/** The member's part of every response header (the revision is the response's own). */
+function headerFields(ctx: ApiContext): HeaderFields {
+  const status = ctx.node.status();
+  return { clusterId: status.clusterId, memberId: status.memberId, raftTerm: status.term };
 }
 
 /**
@@ -69,10 +61,13 @@ export function watchService(ctx: ApiContext): grpc.UntypedServiceImplementation
   return {
     Watch: (call: grpc.ServerDuplexStream<WireWatchRequest, object>) => {
       let open = true;
-      const output = new StreamOutput<object>(call, { kind: 'watch', tally: ctx.streams });
+      const output = new StreamOutput<Uint8Array>(call, { kind: 'watch', tally: ctx.streams });
       const stream = ctx.watchHub.openStream({
-        // An estimate of the wire size (events can be large; encoding them twice to count is not worth it).
-        send: (response) => (open ? output.write(responseToWire(ctx, response), GRPC_FRAME_BYTES + responseBytes(response)) : false),
+        send: (response) => {
+          if (!open) return false;
+          const bytes = encodeWatchResponse(response, headerFields(ctx));
+          return output.write(bytes, GRPC_FRAME_BYTES + bytes.byteLength);
+        },
         queued: (bytes) => output.holdUpstream(bytes),
         // The hub gives up on a client that keeps asking but never reads (bounded memory).
         fail: (error) => {
