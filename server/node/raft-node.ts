@@ -30,6 +30,7 @@ import type { Wal } from '../storage/wal.js';
 import { encodeAddContext, memberIdFor, type Membership } from '../cluster/membership.js';
 import type { Consensus, MemberInfo, NodeStatus } from './consensus.js';
 import { deferred, type Deferred } from './deferred.js';
+import { Conditions } from './conditions.js';
 import { ShellStorage } from './shell-storage.js';
 import { MemberSnapshots } from './snapshots.js';
 import { renewOnLeader, type KeepAliveLeader } from '../lease/keep-alive.js';
@@ -94,6 +95,8 @@ interface ReadRequest {
 const MAX_CATCH_UP_ENTRIES = 5000;
 /** A ReadIndex request unanswered this long is issued again (the leader may have dropped it). */
 const READ_RETRY_MS = 500;
+/** How often waiters for the applied index are checked against their deadline (they are released by apply). */
+const APPLIED_WAIT_CHECK_MS = 250;
 /** etcd warns about disk writes and applies slower than this. */
 const SLOW_MS = 100;
 /**
@@ -114,6 +117,8 @@ export class ApplyFailure extends Error {
 export class RaftNode implements Consensus {
   private readonly rawNode: RawNode;
   private readonly waiters = new Map<bigint, Waiter>();
+  /** Callers waiting for a leader, a leadership transfer or a hand-over (released by onSoftState). */
+  private readonly conditions = new Conditions();
   private readonly confWaiters = new Map<string, Deferred<void>>();
   private pendingReads: Deferred<void>[] = [];
   private readonly reads = new Map<string, ReadRequest>();
@@ -193,13 +198,8 @@ export class RaftNode implements Consensus {
    * an election usually ends well within it. Then NoLeader.
    */
   private async waitForLeader(signal?: AbortSignal): Promise<void> {
-    const deadline = Date.now() + this.requestTimeoutMs;
-    while (this.leader === NONE) {
-      if (this.stopped || this.removed) throw new GavelError('Stopped');
-      if (signal?.aborted) throw new GavelError('NoLeader');
-      if (Date.now() >= deadline) throw new GavelError('NoLeader');
-      await sleep(this.options.heartbeatIntervalMs / 2);
-    }
+    if (this.stopped || this.removed) throw new GavelError('Stopped');
+    await this.conditions.wait(() => this.leader !== NONE, this.requestTimeoutMs, () => new GavelError('NoLeader'), signal);
   }
 
   private readIndexNow(): Promise<void> {
@@ -358,11 +358,7 @@ export class RaftNode implements Consensus {
     if (to === this.options.memberId) return;
     this.rawNode.transferLeader(to);
     this.scheduleReady();
-    const deadline = Date.now() + timeoutMs;
-    while (this.leader !== to) {
-      if (Date.now() > deadline) throw new GavelError('LeaderTransferTimeout');
-      await sleep(this.options.heartbeatIntervalMs / 2);
-    }
+    await this.conditions.wait(() => this.leader === to, timeoutMs, () => new GavelError('LeaderTransferTimeout'));
   }
 
   /** Graceful stop: a leader first hands over to its most caught-up voter. */
@@ -381,6 +377,8 @@ export class RaftNode implements Consensus {
     if (this.ticker) clearInterval(this.ticker);
     while (this.processing) await sleep(5);
     for (const id of [...this.waiters.keys()]) this.failWaiter(id, new GavelError('Stopped'));
+    this.releaseAppliedWaiters();
+    this.conditions.failAll(new GavelError('Stopped'));
     for (const read of this.reads.values()) for (const w of read.waiters) w.reject(new GavelError('Stopped'));
     for (const w of this.pendingReads) w.reject(new GavelError('Stopped'));
     this.reads.clear();
@@ -506,6 +504,7 @@ export class RaftNode implements Consensus {
     this.options.raftStorage.applySnapshot(snapshot);
     this.options.machine.restore(await this.options.reload());
     assert(this.options.machine.appliedIndex === meta.index, `snapshot ${meta.index} installed the state at ${this.options.machine.appliedIndex}`);
+    this.releaseAppliedWaiters();
     this.snapshotIndex = meta.index;
     await pruneSnapshotFiles(this.options.snapshotDirectory);
     this.syncPeers();
@@ -566,6 +565,7 @@ export class RaftNode implements Consensus {
       this.options.logger.warn('slow apply', { tookMs: Math.round(applyMs), entries });
     }
     for (const { id, data, result } of results) this.resolveWaiter(id, data, result);
+    this.releaseAppliedWaiters();
     const writeStarted = performance.now();
     await this.options.storage.write(ops, false);
     this.options.metrics?.backendCommit.observe((performance.now() - writeStarted) / 1000);
@@ -611,8 +611,8 @@ export class RaftNode implements Consensus {
    * timeoutNow to a remaining voter): stopping at once could leave the rest without a leader.
    */
   private async stopWhenHandedOver(): Promise<void> {
-    const deadline = Date.now() + 3 * this.options.electionTimeoutMs;
-    while (this.role === 'leader' && Date.now() < deadline && !this.stopped) await sleep(this.options.heartbeatIntervalMs);
+    const handedOver = (): boolean => this.role !== 'leader' || this.stopped;
+    await this.conditions.wait(handedOver, 3 * this.options.electionTimeoutMs, () => new GavelError('LeaderTransferTimeout')).catch(() => undefined);
     this.options.onRemoved?.();
   }
 
@@ -654,6 +654,7 @@ export class RaftNode implements Consensus {
     if (isLeader && !wasLeader) this.options.machine.coordinator.promote();
     if (!isLeader && wasLeader) this.options.machine.coordinator.demote();
     if (soft.leader !== previousLeader || isLeader !== wasLeader) this.options.onLeaderChange?.(soft.leader, isLeader);
+    this.conditions.check();
   }
 
   // ---- linearizable reads ----
@@ -698,25 +699,26 @@ export class RaftNode implements Consensus {
 
   /** Keep-alives and TimeToLive calls waiting for the applied index to reach theirs. */
   private appliedWaiters: { readonly index: number; readonly deadlineMs: number; readonly waiter: Deferred<void> }[] = [];
-  private appliedPoll: NodeJS.Timeout | undefined;
+  private appliedTimeouts: NodeJS.Timeout | undefined;
 
   /**
    * Resolves once the applied index reaches `index` (at once if it has), or fails with Timeout
-   * after the request timeout. One poll timer serves every waiter, so a burst of keep-alives on a
-   * busy member costs one timer, not one each.
+   * after the request timeout: a wait registry (etcd's pkg/wait), released by the apply loop as
+   * it applies, with one coarse timer for the deadlines while anyone waits.
    */
   private waitApplied(index: number): Promise<void> {
     if (this.options.machine.appliedIndex >= index) return Promise.resolve();
     const waiter = deferred<void>();
     this.appliedWaiters.push({ index, deadlineMs: Date.now() + this.requestTimeoutMs, waiter });
-    if (this.appliedPoll === undefined) {
-      this.appliedPoll = setInterval(() => this.releaseAppliedWaiters(), 2);
-      this.appliedPoll.unref();
+    if (this.appliedTimeouts === undefined) {
+      this.appliedTimeouts = setInterval(() => this.releaseAppliedWaiters(), APPLIED_WAIT_CHECK_MS);
+      this.appliedTimeouts.unref();
     }
     return waiter.promise;
   }
 
   private releaseAppliedWaiters(): void {
+    if (this.appliedWaiters.length === 0) return;
     const applied = this.options.machine.appliedIndex;
     const now = Date.now();
     const waiting: typeof this.appliedWaiters = [];
@@ -726,9 +728,9 @@ export class RaftNode implements Consensus {
       else waiting.push(entry);
     }
     this.appliedWaiters = waiting;
-    if (waiting.length === 0 && this.appliedPoll !== undefined) {
-      clearInterval(this.appliedPoll);
-      this.appliedPoll = undefined;
+    if (waiting.length === 0 && this.appliedTimeouts !== undefined) {
+      clearInterval(this.appliedTimeouts);
+      this.appliedTimeouts = undefined;
     }
   }
 
