@@ -48,9 +48,17 @@ export function unary<Req, Res>(fn: (request: Req, call: grpc.ServerUnaryCall<Re
       callback(toServiceError(new GavelError('NoLeader')) as grpc.ServiceError);
       return;
     }
+    // grpc-js reports every unary call as 'cancelled' once its stream closes, answered or not:
+    // the call's signal (callSignal) must not fire, and run abort listeners, after the answer.
     fn(call.request, call).then(
-      (response) => callback(null, response),
-      (error: unknown) => callback(toServiceError(error) as grpc.ServiceError),
+      (response) => {
+        call.removeAllListeners('cancelled');
+        callback(null, response);
+      },
+      (error: unknown) => {
+        call.removeAllListeners('cancelled');
+        callback(toServiceError(error) as grpc.ServiceError);
+      },
     );
   };
 }

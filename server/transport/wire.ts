@@ -27,50 +27,123 @@ const MESSAGE_TYPE_BY_NUMBER = new Map<number, MessageType>(Object.entries(WIRE_
 // ---- encoding ----
 
 /**
- * Where fields go: a Writer appends bytes, a Sizer only counts them. The same write functions
- * drive both, so a nested message's length is known before its bytes are written (no shifting).
+ * Two passes over the same field list: size() counts a message's bytes, write() emits them, so a
+ * nested message's length is known before its bytes are written (no shifting, one allocation).
+ * Both walk fields through the same per-type table (messageFields), so they cannot disagree.
  */
-interface Sink {
-  number(field: number, value: number): void;
-  id(field: number, value: NodeId): void;
-  bool(field: number, value: boolean): void;
-  bytesField(field: number, value: Uint8Array): void;
-  /** A nested message; an empty one is left out unless always. */
-  nested(field: number, body: (sink: Sink) => void, always: boolean): void;
+type Field =
+  | { readonly kind: 'number'; readonly field: number; readonly value: number }
+  | { readonly kind: 'id'; readonly field: number; readonly value: NodeId }
+  | { readonly kind: 'bool'; readonly field: number; readonly value: boolean }
+  | { readonly kind: 'bytes'; readonly field: number; readonly value: Uint8Array };
+
+/** The scalar fields of a message, per type (entries and the snapshot are written after them). */
+function scalarFields(m: Message): Field[] {
+  const fields: Field[] = [
+    { kind: 'number', field: 1, value: WIRE_MESSAGE_TYPE[m.type] },
+    { kind: 'id', field: 2, value: m.from },
+    { kind: 'id', field: 3, value: m.to },
+    { kind: 'number', field: 4, value: m.term },
+  ];
+  switch (m.type) {
+    case 'prop':
+    case 'timeoutNow':
+    case 'snap':
+      break;
+    case 'app':
+      fields.push({ kind: 'number', field: 5, value: m.logTerm }, { kind: 'number', field: 6, value: m.index }, { kind: 'number', field: 8, value: m.commit });
+      break;
+    case 'appResp':
+      fields.push({ kind: 'number', field: 5, value: m.logTerm }, { kind: 'number', field: 6, value: m.index }, { kind: 'bool', field: 9, value: m.reject }, { kind: 'number', field: 10, value: m.rejectHint });
+      break;
+    case 'vote':
+    case 'preVote':
+      fields.push({ kind: 'number', field: 5, value: m.logTerm }, { kind: 'number', field: 6, value: m.index }, { kind: 'bool', field: 12, value: m.transfer });
+      break;
+    case 'voteResp':
+    case 'preVoteResp':
+      fields.push({ kind: 'bool', field: 9, value: m.reject });
+      break;
+    case 'heartbeat':
+      fields.push({ kind: 'number', field: 8, value: m.commit }, { kind: 'bytes', field: 11, value: m.context });
+      break;
+    case 'heartbeatResp':
+    case 'readIndex':
+      fields.push({ kind: 'bytes', field: 11, value: m.context });
+      break;
+    case 'transferLeader':
+      fields.push({ kind: 'id', field: 13, value: m.transferee });
+      break;
+    case 'readIndexResp':
+      fields.push({ kind: 'number', field: 6, value: m.index }, { kind: 'bytes', field: 11, value: m.context });
+      break;
+    default:
+      assertNever(m);
+  }
+  return fields;
 }
 
-class Sizer implements Sink {
-  bytes = 0;
-
-  number(field: number, value: number): void {
-    if (value !== 0) this.bytes += tagBytes(field) + varintBytes(value);
-  }
-
-  id(field: number, value: NodeId): void {
-    if (value !== 0n) this.bytes += tagBytes(field) + bigVarintBytes(value);
-  }
-
-  bool(field: number, value: boolean): void {
-    if (value) this.bytes += tagBytes(field) + 1;
-  }
-
-  bytesField(field: number, value: Uint8Array): void {
-    if (value.byteLength > 0) this.bytes += tagBytes(field) + varintBytes(value.byteLength) + value.byteLength;
-  }
-
-  nested(field: number, body: (sink: Sink) => void, always: boolean): void {
-    const size = sizeOf(body);
-    if (size > 0 || always) this.bytes += tagBytes(field) + varintBytes(size) + size;
+function fieldSize(f: Field): number {
+  switch (f.kind) {
+    case 'number':
+      return f.value === 0 ? 0 : tagBytes(f.field) + varintBytes(f.value);
+    case 'id':
+      return f.value === 0n ? 0 : tagBytes(f.field) + bigVarintBytes(f.value);
+    case 'bool':
+      return f.value ? tagBytes(f.field) + 1 : 0;
+    case 'bytes':
+      return f.value.byteLength === 0 ? 0 : lengthDelimited(f.field, f.value.byteLength);
   }
 }
 
-function sizeOf(body: (sink: Sink) => void): number {
-  const sizer = new Sizer();
-  body(sizer);
-  return sizer.bytes;
+function lengthDelimited(field: number, size: number): number {
+  return tagBytes(field) + varintBytes(size) + size;
 }
 
-class Writer implements Sink {
+function entrySize(entry: Entry): number {
+  let size = 0;
+  if (entry.term !== 0) size += 1 + varintBytes(entry.term);
+  if (entry.index !== 0) size += 1 + varintBytes(entry.index);
+  if (entry.type !== 'normal') size += 2;
+  if (entry.data.byteLength > 0) size += lengthDelimited(4, entry.data.byteLength);
+  return size;
+}
+
+interface Sized {
+  readonly message: Message;
+  readonly fields: Field[];
+  readonly entrySizes: number[];
+  readonly snapshot: { readonly metadata: number; readonly conf: number; readonly total: number } | undefined;
+  readonly size: number;
+}
+
+function sizeMessage(m: Message): Sized {
+  const fields = scalarFields(m);
+  let size = 0;
+  for (const f of fields) size += fieldSize(f);
+  const entrySizes: number[] = [];
+  if (m.type === 'app' || m.type === 'prop') {
+    for (const entry of m.entries) {
+      const entryBytes = entrySize(entry);
+      entrySizes.push(entryBytes);
+      size += lengthDelimited(7, entryBytes);
+    }
+  }
+  let snapshot: Sized['snapshot'];
+  if (m.type === 'snap') {
+    const { index, term, confState } = m.snapshot.metadata;
+    let conf = 0;
+    for (const voter of confState.voters) conf += fieldSize({ kind: 'id', field: 1, value: voter });
+    for (const learner of confState.learners) conf += fieldSize({ kind: 'id', field: 2, value: learner });
+    const metadata = fieldSize({ kind: 'number', field: 1, value: index }) + fieldSize({ kind: 'number', field: 2, value: term }) + (conf === 0 ? 0 : lengthDelimited(3, conf));
+    const total = lengthDelimited(1, metadata) + fieldSize({ kind: 'bytes', field: 2, value: m.snapshot.data });
+    snapshot = { metadata, conf, total };
+    size += lengthDelimited(14, total);
+  }
+  return { message: m, fields, entrySizes, snapshot, size };
+}
+
+class Writer {
   private readonly bytes: Buffer;
   private length = 0;
 
@@ -83,7 +156,7 @@ class Writer implements Sink {
     return this.bytes;
   }
 
-  private varint(value: number): void {
+  varint(value: number): void {
     while (value >= 0x80) {
       this.bytes[this.length++] = (value % 0x80) | 0x80;
       value = Math.floor(value / 0x80);
@@ -91,147 +164,95 @@ class Writer implements Sink {
     this.bytes[this.length++] = value;
   }
 
-  private bigVarint(value: bigint): void {
-    while (value >= 0x80n) {
-      this.bytes[this.length++] = Number(value & 0x7fn) | 0x80;
-      value >>= 7n;
-    }
-    this.bytes[this.length++] = Number(value);
+  bigVarint(value: bigint): void {
+    this.raw(idVarint(value));
   }
 
-  private tag(field: number, wireType: number): void {
+  tag(field: number, wireType: number): void {
     this.varint(field * 8 + wireType);
   }
 
-  number(field: number, value: number): void {
-    if (value === 0) return;
-    assert(Number.isSafeInteger(value) && value >= 0, `raft number ${value} is not a non-negative safe integer`);
-    this.tag(field, VARINT);
-    this.varint(value);
+  raw(bytes: Uint8Array): void {
+    this.bytes.set(bytes, this.length);
+    this.length += bytes.byteLength;
   }
 
-  id(field: number, value: NodeId): void {
-    if (value === 0n) return;
-    assert(value > 0n && value <= UINT64_MAX, `member id ${value} out of uint64 range`);
-    this.tag(field, VARINT);
-    this.bigVarint(value);
-  }
-
-  bool(field: number, value: boolean): void {
-    if (!value) return;
-    this.tag(field, VARINT);
-    this.varint(1);
-  }
-
-  bytesField(field: number, value: Uint8Array): void {
-    if (value.byteLength === 0) return;
-    this.tag(field, LENGTH_DELIMITED);
-    this.varint(value.byteLength);
-    this.bytes.set(value, this.length);
-    this.length += value.byteLength;
-  }
-
-  nested(field: number, body: (sink: Sink) => void, always: boolean): void {
-    const size = sizeOf(body);
-    if (size === 0 && !always) return;
-    this.tag(field, LENGTH_DELIMITED);
-    this.varint(size);
-    const start = this.length;
-    body(this);
-    assert(this.length - start === size, 'a nested message wrote other than its size');
+  field(f: Field): void {
+    switch (f.kind) {
+      case 'number':
+        if (f.value === 0) return;
+        assert(Number.isSafeInteger(f.value) && f.value >= 0, `raft number ${f.value} is not a non-negative safe integer`);
+        this.tag(f.field, VARINT);
+        this.varint(f.value);
+        return;
+      case 'id':
+        if (f.value === 0n) return;
+        assert(f.value > 0n && f.value <= UINT64_MAX, `member id ${f.value} out of uint64 range`);
+        this.tag(f.field, VARINT);
+        this.bigVarint(f.value);
+        return;
+      case 'bool':
+        if (!f.value) return;
+        this.tag(f.field, VARINT);
+        this.varint(1);
+        return;
+      case 'bytes':
+        if (f.value.byteLength === 0) return;
+        this.tag(f.field, LENGTH_DELIMITED);
+        this.varint(f.value.byteLength);
+        this.raw(f.value);
+        return;
+    }
   }
 }
 
 export function encodeBatch(messages: readonly Message[], seq: number, wantAck: boolean): Uint8Array {
-  // Every message is sent, default fields or not: always=true keeps an all-default one.
-  const body = (sink: Sink): void => {
-    for (const m of messages) sink.nested(1, (inner) => writeMessage(inner, m), true);
-    sink.number(2, seq);
-    sink.bool(3, wantAck);
-  };
-  const writer = new Writer(sizeOf(body));
-  body(writer);
+  const sized = messages.map(sizeMessage);
+  const tail: Field[] = [{ kind: 'number', field: 2, value: seq }, { kind: 'bool', field: 3, value: wantAck }];
+  let size = 0;
+  // Every message is sent, all-default or not.
+  for (const s of sized) size += lengthDelimited(1, s.size);
+  for (const f of tail) size += fieldSize(f);
+  const writer = new Writer(size);
+  for (const s of sized) {
+    writer.tag(1, LENGTH_DELIMITED);
+    writer.varint(s.size);
+    writeMessage(writer, s);
+  }
+  for (const f of tail) writer.field(f);
   return writer.finish();
 }
 
-function writeMessage(w: Sink, m: Message): void {
-  w.number(1, WIRE_MESSAGE_TYPE[m.type]);
-  w.id(2, m.from);
-  w.id(3, m.to);
-  w.number(4, m.term);
-  switch (m.type) {
-    case 'prop':
-      writeEntries(w, m.entries);
-      return;
-    case 'app':
-      w.number(5, m.logTerm);
-      w.number(6, m.index);
-      writeEntries(w, m.entries);
-      w.number(8, m.commit);
-      return;
-    case 'appResp':
-      w.number(5, m.logTerm);
-      w.number(6, m.index);
-      w.bool(9, m.reject);
-      w.number(10, m.rejectHint);
-      return;
-    case 'vote':
-    case 'preVote':
-      w.number(5, m.logTerm);
-      w.number(6, m.index);
-      w.bool(12, m.transfer);
-      return;
-    case 'voteResp':
-    case 'preVoteResp':
-      w.bool(9, m.reject);
-      return;
-    case 'heartbeat':
-      w.number(8, m.commit);
-      w.bytesField(11, m.context);
-      return;
-    case 'heartbeatResp':
-    case 'readIndex':
-      w.bytesField(11, m.context);
-      return;
-    case 'snap':
-      w.nested(14, (inner) => writeSnapshot(inner, m.snapshot), true);
-      return;
-    case 'timeoutNow':
-      return;
-    case 'transferLeader':
-      w.id(13, m.transferee);
-      return;
-    case 'readIndexResp':
-      w.number(6, m.index);
-      w.bytesField(11, m.context);
-      return;
-    default:
-      assertNever(m);
+function writeMessage(w: Writer, s: Sized): void {
+  const m = s.message;
+  // Field order is free in protobuf; scalars first, then entries, then the snapshot.
+  for (const f of s.fields) w.field(f);
+  if (m.type === 'app' || m.type === 'prop') {
+    m.entries.forEach((entry, index) => {
+      w.tag(7, LENGTH_DELIMITED);
+      w.varint(s.entrySizes[index]!);
+      w.field({ kind: 'number', field: 1, value: entry.term });
+      w.field({ kind: 'number', field: 2, value: entry.index });
+      w.field({ kind: 'number', field: 3, value: WIRE_ENTRY_TYPE[entry.type] });
+      w.field({ kind: 'bytes', field: 4, value: entry.data });
+    });
   }
-}
-
-function writeEntries(w: Sink, entries: readonly Entry[]): void {
-  for (const entry of entries) w.nested(7, (inner) => writeEntry(inner, entry), true);
-}
-
-function writeEntry(w: Sink, entry: Entry): void {
-  w.number(1, entry.term);
-  w.number(2, entry.index);
-  w.number(3, WIRE_ENTRY_TYPE[entry.type]);
-  w.bytesField(4, entry.data);
-}
-
-function writeSnapshot(w: Sink, snapshot: Snapshot): void {
-  const { index, term, confState } = snapshot.metadata;
-  w.nested(1, (metadata) => {
-    metadata.number(1, index);
-    metadata.number(2, term);
-    metadata.nested(3, (conf) => {
-      for (const voter of confState.voters) conf.id(1, voter);
-      for (const learner of confState.learners) conf.id(2, learner);
-    }, false);
-  }, true);
-  w.bytesField(2, snapshot.data);
+  if (m.type === 'snap' && s.snapshot !== undefined) {
+    const { index, term, confState } = m.snapshot.metadata;
+    w.tag(14, LENGTH_DELIMITED);
+    w.varint(s.snapshot.total);
+    w.tag(1, LENGTH_DELIMITED);
+    w.varint(s.snapshot.metadata);
+    w.field({ kind: 'number', field: 1, value: index });
+    w.field({ kind: 'number', field: 2, value: term });
+    if (s.snapshot.conf > 0) {
+      w.tag(3, LENGTH_DELIMITED);
+      w.varint(s.snapshot.conf);
+      for (const voter of confState.voters) w.field({ kind: 'id', field: 1, value: voter });
+      for (const learner of confState.learners) w.field({ kind: 'id', field: 2, value: learner });
+    }
+    w.field({ kind: 'bytes', field: 2, value: m.snapshot.data });
+  }
 }
 
 function varintBytes(value: number): number {
@@ -244,12 +265,27 @@ function varintBytes(value: number): number {
 }
 
 function bigVarintBytes(value: bigint): number {
-  let bytes = 1;
-  while (value >= 0x80n) {
-    value >>= 7n;
-    bytes++;
+  return idVarint(value).byteLength;
+}
+
+/** Member ids are few and in every message: their varints are computed once (a bounded cache). */
+const ID_VARINTS = new Map<bigint, Uint8Array>();
+const ID_VARINTS_MAX = 256;
+
+function idVarint(value: bigint): Uint8Array {
+  const cached = ID_VARINTS.get(value);
+  if (cached !== undefined) return cached;
+  const bytes: number[] = [];
+  let rest = value;
+  while (rest >= 0x80n) {
+    bytes.push(Number(rest & 0x7fn) | 0x80);
+    rest >>= 7n;
   }
-  return bytes;
+  bytes.push(Number(rest));
+  const encoded = Uint8Array.from(bytes);
+  if (ID_VARINTS.size >= ID_VARINTS_MAX) ID_VARINTS.clear();
+  ID_VARINTS.set(value, encoded);
+  return encoded;
 }
 
 function tagBytes(field: number): number {
