@@ -1,47 +1,24 @@
 // Goal: alarms are replicated state with etcd's semantics — applied from log entries, persisted, carried by snapshots and reloaded — and while NOSPACE is raised every member refuses exactly the writes etcd's capped applier refuses; the quota arithmetic is etcd's.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../server/clock.js';
-import { Storage, metaOps } from '../../server/storage/layout.js';
+import { Storage } from '../../server/storage/layout.js';
 import { loadMachineState } from '../../server/apply/load.js';
 import { StateMachine, type ApplyResult } from '../../server/apply/state-machine.js';
-import { encodeRequest, type Mutation } from '../../server/apply/request.js';
-import { installSnapshotFile, saveSnapshot } from '../../server/apply/snapshot.js';
+import type { Mutation } from '../../server/apply/request.js';
+import { copySnapshot, machineOn as machineUnder, openStorage as openTempStorage, removeTempDirs, type MachineUnderTest } from '../helpers/machine.js';
 import { AlarmType, alarmText } from '../../server/alarm/alarms.js';
 import { AlarmAction } from '../../server/alarm/apply.js';
 import { DEFAULT_QUOTA_BYTES, effectiveQuotaBytes, fitsQuota, putCost, txnCost, txnPuts } from '../../server/alarm/quota.js';
 import { DiskSizeCache } from '../../server/api/quota.js';
 import type { WirePutRequest, WireRequestOp, WireTxnRequest } from '../../server/api/wire.js';
 
-const dirs: string[] = [];
-afterAll(() => {
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
+afterAll(removeTempDirs);
 
-async function openStorage(): Promise<Storage> {
-  const dir = mkdtempSync(join(tmpdir(), 'gavel-alarms-'));
-  dirs.push(dir);
-  return Storage.open(dir);
-}
+const openStorage = (): Promise<Storage> => openTempStorage('gavel-alarms-');
 
 const options = { minLeaseTtlSeconds: 1, clock: new ManualClock() };
 
-async function machineOn(storage: Storage): Promise<{ machine: StateMachine; apply: (mutation: Mutation) => Promise<ApplyResult> }> {
-  const machine = new StateMachine(await loadMachineState(storage, options));
-  let id = 0n;
-  return {
-    machine,
-    apply: async (mutation) => {
-      const index = machine.appliedIndex + 1;
-      const applied = machine.apply(index, encodeRequest(++id, mutation));
-      if (applied === undefined) throw new Error('nothing applied');
-      await storage.write([...applied.ops, metaOps.appliedIndex(index)], true);
-      return applied.result;
-    },
-  };
-}
+const machineOn = (storage: Storage): Promise<MachineUnderTest> => machineUnder(storage, options);
 
 const put = (key: string, value = 'v'): WirePutRequest => ({ key: Buffer.from(key), value: Buffer.from(value), lease: '0', prev_kv: false, ignore_value: false, ignore_lease: false });
 const putOp = (key: string, value = 'v'): WireRequestOp => ({ request: 'request_put', request_put: put(key, value) });
@@ -89,10 +66,7 @@ describe('alarms in the state machine', () => {
     const other = await openStorage();
     const { apply: applyOther } = await machineOn(other);
     await applyOther(alarm(AlarmAction.ACTIVATE, 99n, AlarmType.NOSPACE));
-    const file = join(mkdtempSync(join(tmpdir(), 'gavel-snapshot-')), 'state.gvsnap');
-    dirs.push(join(file, '..'));
-    await saveSnapshot(storage, file);
-    await installSnapshotFile(other, file);
+    await copySnapshot(storage, other);
     const installed = await loadMachineState(other, options);
     expect(installed.alarms.list().map(alarmText)).toEqual(expected);
   });

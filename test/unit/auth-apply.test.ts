@@ -1,47 +1,22 @@
 // Goal: auth state is replicated state: applied from log entries (with the permission check as they apply), persisted in level, carried by snapshots and loaded back, and never holds a password or a token in clear.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../server/clock.js';
-import { Storage, metaOps } from '../../server/storage/layout.js';
+import { Storage } from '../../server/storage/layout.js';
 import { loadMachineState } from '../../server/apply/load.js';
-import { StateMachine, type ApplyResult } from '../../server/apply/state-machine.js';
-import { encodeRequest, type Mutation } from '../../server/apply/request.js';
-import { installSnapshotFile, saveSnapshot } from '../../server/apply/snapshot.js';
+import { StateMachine } from '../../server/apply/state-machine.js';
+import { copySnapshot, machineOn as machineUnder, openStorage as openTempStorage, removeTempDirs, type MachineUnderTest } from '../helpers/machine.js';
 import { passwordDigest } from '../../server/apply/auth.js';
 import { hashPassword, verifyPassword } from '../../server/auth/password.js';
 import { formatToken, newTokenPrefix, parseToken, prefixDigest } from '../../server/auth/tokens.js';
 import { PermissionType } from '../../server/auth/store.js';
 
-const dirs: string[] = [];
-afterAll(() => {
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
+afterAll(removeTempDirs);
 
-async function openStorage(): Promise<Storage> {
-  const dir = mkdtempSync(join(tmpdir(), 'gavel-auth-apply-'));
-  dirs.push(dir);
-  return Storage.open(dir);
-}
+const openStorage = (): Promise<Storage> => openTempStorage('gavel-auth-apply-');
 
 const options = { minLeaseTtlSeconds: 1, clock: new ManualClock(), authTokenTtlSeconds: 300 };
 
-/** A machine on its own storage; `apply` applies one mutation as the next entry and writes its batch. */
-async function machineOn(storage: Storage): Promise<{ machine: StateMachine; apply: (mutation: Mutation) => Promise<ApplyResult> }> {
-  const machine = new StateMachine(await loadMachineState(storage, options));
-  let id = 0n;
-  return {
-    machine,
-    apply: async (mutation) => {
-      const index = machine.appliedIndex + 1;
-      const applied = machine.apply(index, encodeRequest(++id, mutation));
-      if (applied === undefined) throw new Error('nothing applied');
-      await storage.write([...applied.ops, metaOps.appliedIndex(index)], true);
-      return applied.result;
-    },
-  };
-}
+const machineOn = (storage: Storage): Promise<MachineUnderTest> => machineUnder(storage, options);
 
 const root = { username: 'root' };
 
@@ -86,10 +61,7 @@ describe('auth in the state machine', () => {
     const other = await openStorage();
     const { apply: applyOther } = await machineOn(other);
     await applyOther({ auth_user_add: { name: 'stale', password: '', hashedPassword: userHash, options: null } });
-    const file = join(mkdtempSync(join(tmpdir(), 'gavel-snapshot-')), 'state.gvsnap');
-    dirs.push(join(file, '..'));
-    await saveSnapshot(storage, file);
-    await installSnapshotFile(other, file);
+    await copySnapshot(storage, other);
     const installed = await loadMachineState(other, options);
     expect(installed.auth.store.snapshot()).toEqual(machine.auth.store.snapshot());
     expect(installed.auth.store.user('stale')).toBeUndefined();

@@ -1,44 +1,22 @@
 // Goal: the coordinator queue is replicated state of the state machine: applied from log entries, freed with its lease in the same entry (lock-delay only on an expiry), persisted in level, carried by snapshots and loaded back unchanged.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../server/clock.js';
-import { Storage, metaOps } from '../../server/storage/layout.js';
+import { Storage } from '../../server/storage/layout.js';
 import { loadMachineState } from '../../server/apply/load.js';
-import { StateMachine, type ApplyResult } from '../../server/apply/state-machine.js';
-import { encodeRequest, type Mutation } from '../../server/apply/request.js';
-import { installSnapshotFile, saveSnapshot } from '../../server/apply/snapshot.js';
+import { StateMachine } from '../../server/apply/state-machine.js';
+import type { Mutation } from '../../server/apply/request.js';
+import { copySnapshot, machineOn as machineUnder, openStorage as openTempStorage, removeTempDirs, type MachineUnderTest } from '../helpers/machine.js';
 import { lockKey } from '../../server/coordinator/coordinator.js';
 
-const dirs: string[] = [];
-afterAll(() => {
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
+afterAll(removeTempDirs);
 
-async function openStorage(): Promise<Storage> {
-  const dir = mkdtempSync(join(tmpdir(), 'gavel-coordinator-apply-'));
-  dirs.push(dir);
-  return Storage.open(dir);
-}
+const openStorage = (): Promise<Storage> => openTempStorage('gavel-coordinator-apply-');
 
 const clock = new ManualClock();
 const options = { minLeaseTtlSeconds: 1, clock };
 
-async function machineOn(storage: Storage): Promise<{ machine: StateMachine; apply: (mutation: Mutation) => Promise<ApplyResult> }> {
-  const machine = new StateMachine(await loadMachineState(storage, options));
-  let id = 0n;
-  return {
-    machine,
-    apply: async (mutation) => {
-      const index = machine.appliedIndex + 1;
-      const applied = machine.apply(index, encodeRequest(++id, mutation));
-      if (applied === undefined) throw new Error('nothing applied');
-      await storage.write([...applied.ops, metaOps.appliedIndex(index)], true);
-      return applied.result;
-    },
-  };
-}
+const machineOn = (storage: Storage): Promise<MachineUnderTest> => machineUnder(storage, options);
 
 const acquire = (name: string, lease: number, extra: { lock_delay_ms?: string; mode?: number; limit?: number } = {}): Mutation => ({
   coordinator: { acquire: { request: { name: Buffer.from(name), lease: String(lease), mode: extra.mode ?? 0, limit: extra.limit ?? 0, wait_ms: '0', lock_delay_ms: extra.lock_delay_ms ?? '0', owner: '', reattach: false }, try_only: false } },
@@ -81,10 +59,7 @@ describe('the coordinator in the state machine', () => {
 
     // Snapshot to another member's storage.
     const other = await openStorage();
-    const file = join(mkdtempSync(join(tmpdir(), 'gavel-snapshot-')), 'state.gvsnap');
-    dirs.push(join(file, '..'));
-    await saveSnapshot(storage, file);
-    await installSnapshotFile(other, file);
+    await copySnapshot(storage, other);
     const installed = new StateMachine(await loadMachineState(other, options));
     expect(installed.appliedIndex).toBe(machine.appliedIndex);
     expect(picture(installed)).toEqual(picture(machine));
