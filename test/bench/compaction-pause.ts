@@ -139,8 +139,10 @@ function finishedLine(member: Member, revision: number): string | undefined {
   for (const line of member.logs().split('\n')) {
     if (!line.includes(message)) continue;
     try {
-      const record = JSON.parse(line) as Record<string, unknown>;
-      if (Number(record[field]) === revision) return String(record[took]) + (member.target === 'gavel' ? ' ms' : '');
+      const record: unknown = JSON.parse(line);
+      if (typeof record !== 'object' || record === null) continue;
+      const fields = new Map(Object.entries(record));
+      if (Number(fields.get(field)) === revision) return `${String(fields.get(took))}${member.target === 'gavel' ? ' ms' : ''}`;
     } catch {
       // a line cut by the harness's log bound
     }
@@ -192,9 +194,13 @@ async function compactOnce(target: Target, mode: Mode, options: Options): Promis
     outcome.etcdctlBaselineMs = await timed(() => etcdctl(member.endpoint, ['get', 'probe/range']));
     progress(`${target} ${mode}: etcdctl compaction ${revision}${mode === 'physical' ? ' --physical' : ''}`);
     const startedAt = performance.now();
-    const result = await etcdctl(member.endpoint, ['compaction', String(revision), ...(mode === 'physical' ? ['--physical'] : [])], { timeoutMs: boundMs });
+    // etcdctl's own --command-timeout (5 s) would cut a physical compaction short.
+    const result = await etcdctl(member.endpoint, ['compaction', String(revision), ...(mode === 'physical' ? ['--physical'] : [])], {
+      timeoutMs: boundMs, globalFlags: [`--command-timeout=${options.boundSeconds}s`],
+    });
     outcome.rpcMs = performance.now() - startedAt;
-    if (!result.stdout.includes(`compacted revision ${revision}`)) throw new Error(`etcdctl compaction: code ${result.code}${result.timedOut ? ' (timed out)' : ''}: ${result.stderr.trim()}`);
+    // A failed etcdctl is reported, and the probes still measured: the compaction may be under way.
+    if (!result.stdout.includes(`compacted revision ${revision}`)) outcome.error = `etcdctl compaction: code ${result.code}${result.timedOut ? ' (timed out)' : ''}: ${lastLine(result.stderr)}`;
     const took = await waitForFinished(member, revision, startedAt + boundMs);
     const finishedAt = performance.now();
     if (took !== undefined) {
@@ -204,14 +210,18 @@ async function compactOnce(target: Target, mode: Mode, options: Options): Promis
     outcome.putGet = putGet.split(startedAt, finishedAt);
     outcome.range = range.split(startedAt, finishedAt);
     outcome.diskAfter = diskUsageBytes(member.dataDir);
-    if (/cannot apply|raft loop failed|panic/.test(member.logs())) outcome.error = 'member log reports an apply failure';
+    if (/cannot apply|raft loop failed|panic/.test(member.logs())) outcome.error = `${outcome.error ?? ''} member log reports an apply failure`.trim();
   } catch (error) {
-    outcome.error = error instanceof Error ? (error.message.split('\n')[0] ?? '') : String(error);
+    outcome.error = lastLine(error instanceof Error ? error.message : String(error));
   } finally {
     await Promise.all([putGet.stop(), range.stop()]);
     await member.dispose();
   }
   return outcome;
+}
+
+function lastLine(text: string): string {
+  return text.trim().split('\n').at(-1)?.slice(0, 300) ?? '';
 }
 
 /** Polls the member's log every 10 ms for the finished line; undefined at the deadline. */
@@ -236,7 +246,7 @@ function print(outcomes: readonly Outcome[], options: Options): void {
   const probeRows = (name: string, pick: (outcome: Outcome) => ProbeFigures): string[][] => [
     row(`${name}: calls during (errors)`, (o) => { const s = stats(pick(o).during); return `${s.calls} (${s.errors})`; }),
     row(`${name}: p50 / p99 / max ms during`, (o) => { const s = stats(pick(o).during); return `${milliseconds(s.p50)} / ${milliseconds(s.p99)} / ${milliseconds(s.max)}`; }),
-    row(`${name}: p99 / max ms before (calls)`, (o) => { const s = stats(pick(o).before); return `${milliseconds(s.p99)} / ${milliseconds(s.max)} (${s.calls})`; }),
+    row(`${name}: p50 / p99 / max ms before (calls)`, (o) => { const s = stats(pick(o).before); return `${milliseconds(s.p50)} / ${milliseconds(s.p99)} / ${milliseconds(s.max)} (${s.calls})`; }),
   ];
   printColumns(header, [
     row('history loaded by (seconds)', (o) => `${o.loadedBy} (${o.loadSeconds.toFixed(0)})`),
@@ -248,8 +258,9 @@ function print(outcomes: readonly Outcome[], options: Options): void {
     ...probeRows('put+get probe', (o) => o.putGet),
     ...probeRows('linearizable range probe', (o) => o.range),
     row('data dir MB before / after', (o) => `${megabytes(o.diskBefore)} / ${megabytes(o.diskAfter)}`),
-    row('error', (o) => o.error ?? ''),
+    row('errors (below)', (o) => (o.error === undefined ? 'none' : 'yes')),
   ]);
+  for (const outcome of outcomes) if (outcome.error !== undefined) process.stdout.write(`error, ${outcome.target} ${outcome.mode}: ${outcome.error}\n`);
   process.stdout.write(`\n"during" = probe calls that overlapped [etcdctl compaction started, physical compaction finished]; a put+get sample is one put and the get after it, timed together.\nfinished: ${loadAverage()}\n`);
 }
 
