@@ -56,6 +56,9 @@ interface Cell {
   figures?: MemoryFigures;
   diskBytes?: number;
   revision?: number;
+  /** gavel only, from its /metrics: V8 heap in use and memory held outside it for JS objects (Buffers). */
+  heapUsedBytes?: number;
+  externalBytes?: number;
   loadSeconds?: number;
   error?: string;
 }
@@ -101,9 +104,29 @@ async function measure(member: Member, options: Options, cell: Cell): Promise<Ce
   const client = new EtcdGrpcClient(member.endpoint);
   try {
     const status = await client.unary<{ header: { revision: string } }>('Maintenance', 'Status', {}, 30_000);
-    return { ...cell, figures, diskBytes: diskUsageBytes(member.dataDir), revision: Number(status.header.revision) };
+    const heap = member.target === 'gavel' ? await gavelHeap(member) : {};
+    return { ...cell, ...heap, figures, diskBytes: diskUsageBytes(member.dataDir), revision: Number(status.header.revision) };
   } finally {
     client.close();
+  }
+}
+
+/** prom-client's nodejs_heap_size_used_bytes and nodejs_external_memory_bytes from the member's metrics listener; {} if unavailable. */
+async function gavelHeap(member: Member): Promise<{ heapUsedBytes?: number; externalBytes?: number }> {
+  const addresses = [...member.logs().matchAll(/"msg":"serving metrics and health","address":"([^"]+)"/g)];
+  const address = addresses.at(-1)?.[1];
+  if (address === undefined) return {};
+  try {
+    const text = await (await fetch(`http://${address}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
+    const value = (name: string): number | undefined => {
+      const match = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+      return match === null ? undefined : Number(match[1]);
+    };
+    const heapUsedBytes = value('nodejs_heap_size_used_bytes');
+    const externalBytes = value('nodejs_external_memory_bytes');
+    return { ...(heapUsedBytes === undefined ? {} : { heapUsedBytes }), ...(externalBytes === undefined ? {} : { externalBytes }) };
+  } catch {
+    return {};
   }
 }
 
@@ -250,11 +273,13 @@ function print(options: Options, rows: readonly Row[]): void {
     options.targets.flatMap((target) => {
       const cell = row.cells[target];
       if (cell === undefined) return [];
-      return [[row.data, row.state, target, cell.how, cell.loadSeconds === undefined ? '-' : cell.loadSeconds.toFixed(0), cell.revision === undefined ? '-' : count(cell.revision), megabytes(cell.diskBytes), cell.error ?? '']];
+      const heap = target === 'gavel' ? `${megabytes(cell.heapUsedBytes)} / ${megabytes(cell.externalBytes)}` : '';
+      return [[row.data, row.state, target, cell.how, cell.loadSeconds === undefined ? '-' : cell.loadSeconds.toFixed(0), cell.revision === undefined ? '-' : count(cell.revision), megabytes(cell.diskBytes), heap, cell.error ?? '']];
     }),
   );
-  printColumns(['data', 'state', 'target', 'loaded by', 'load s', 'revision', 'data dir MB', 'error'], details, 4);
+  printColumns(['data', 'state', 'target', 'loaded by', 'load s', 'revision', 'data dir MB', 'V8 heap / external MB', 'error'], details, 4);
   process.stdout.write(`\nRSS = VmRSS after ${options.settleSeconds} s of quiet; anon = RssAnon; peak = VmHWM over the process's life. n/m = not measured.\n`);
+  process.stdout.write(`V8 heap / external: gavel's nodejs_heap_size_used_bytes and nodejs_external_memory_bytes (/metrics) at the same moment; the rest of anon is native (level, gRPC, the allocator).\n`);
   process.stdout.write(`History row: ${count(options.revisions)} puts round-robin over ${count(options.historyKeys)} keys, compacted to (newest - ${count(options.retainRevisions)}) every ${count(options.retainRevisions)} revisions by the loader; members run with --auto-compaction-mode revision --auto-compaction-retention ${options.retainRevisions}.\n`);
   process.stdout.write(`finished: ${loadAverage()}\n`);
 }
