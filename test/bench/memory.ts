@@ -10,15 +10,18 @@
  *   npm run bench:memory -- [--target gavel|etcd|both] [--keys 100000,1000000] [--revisions 10000000]
  *       [--history-keys 10000] [--retain 100000] [--value-bytes 256] [--settle SECONDS]
  *       [--puts-per-txn 100] [--gavel-grpc keys|all|none]
- *   quick (about a minute): npm run bench:memory -- --keys 20000,100000 --revisions 300000 --history-keys 1000 --retain 20000 --settle 5
+ *   quick (about two minutes): npm run bench:memory -- --keys 20000,100000 --revisions 100000 --history-keys 1000 --retain 20000 --settle 5 --gavel-grpc all
  *
- * Each measurement is a fresh member on a fresh data dir, in one of two states:
- * - "restarted": the data is on disk and the member process was started over it, as after a
- *   restart. gavel's data is written offline into the stopped member's data dir through the real
- *   apply path (test/helpers/history.ts); etcd's over gRPC, then etcd is restarted.
- * - "live": the member that took the load over gRPC, after the settle period (both targets).
- *   gavel is measured live for the key rows by default (--gavel-grpc keys); its history row over
- *   gRPC takes hours at full scale (--gavel-grpc all).
+ * Each data set is loaded into fresh members on fresh data dirs and measured in these states:
+ * - "restarted": the data is on disk and the member process was started over it. gavel's data is
+ *   written offline into the stopped member's data dir through the real apply path
+ *   (test/helpers/history.ts); etcd's over gRPC, then etcd is restarted (its "live, restarted").
+ * - "live": the member that took the load over gRPC, after the settle period (both targets);
+ * - "live, restarted": that member restarted over the data dir the gRPC load left.
+ *   gavel goes over gRPC for the key rows by default (--gavel-grpc keys); its history row over
+ *   gRPC takes hours at full scale (--gavel-grpc all). Its offline loader writes faster than a
+ *   member can, so level has compacted less of what was deleted: a larger data dir than a gRPC
+ *   load leaves (the "data dir MB" column shows both).
  * Keys are loaded with Txns of --puts-per-txn puts (one revision per Txn; 1 = plain Puts): the
  * same number of key versions either way. The history is plain Puts, one revision each.
  *
@@ -48,7 +51,7 @@ interface Options {
   gavelGrpc: 'keys' | 'all' | 'none';
 }
 
-type State = 'fresh' | 'restarted' | 'live';
+type State = 'fresh' | 'restarted' | 'live' | 'live, restarted';
 
 /** One cell of the table: a target's figures for one data set in one state. */
 interface Cell {
@@ -161,8 +164,8 @@ function everyTwentieth(total: number, report: (done: number) => void): (done: n
 
 const loadProgress = (what: string) => (done: number, total: number): void => progress(`${what}: ${count(done)} / ${count(total)}`);
 
-/** gavel: offline loader then start over it (restarted); over gRPC (live) when asked. */
-async function gavelData(options: Options, data: Dataset, restarted: Cell, live: Cell | undefined): Promise<void> {
+/** gavel: offline loader then start over it (restarted); over gRPC (live), then restarted, when asked. */
+async function gavelData(options: Options, data: Dataset, restarted: Cell, live: { live: Cell; restarted: Cell } | undefined): Promise<void> {
   await withMember('gavel', data.args, [restarted], async (member) => {
     await member.stop();
     const started = performance.now();
@@ -177,23 +180,17 @@ async function gavelData(options: Options, data: Dataset, restarted: Cell, live:
     Object.assign(restarted, await measure(member, options, restarted));
   });
   if (live === undefined) return;
-  await withMember('gavel', data.args, [live], async (member) => {
-    const result = await data.grpc(member.endpoint);
-    live.loadSeconds = result.seconds;
-    Object.assign(live, await measure(member, options, live));
-  });
+  await withMember('gavel', data.args, [live.live, live.restarted], (member) => loadLiveThenRestart(member, options, data, live));
 }
 
-/** etcd: over gRPC (live), then restarted on the same data dir. */
-async function etcdData(options: Options, data: Dataset, restarted: Cell, live: Cell): Promise<void> {
-  await withMember('etcd', data.args, [live, restarted], async (member) => {
-    const result = await data.grpc(member.endpoint);
-    live.loadSeconds = result.seconds;
-    restarted.loadSeconds = result.seconds;
-    Object.assign(live, await measure(member, options, live));
-    await member.restart();
-    Object.assign(restarted, await measure(member, options, restarted));
-  });
+/** Over gRPC (live), then restarted on the same data dir. */
+async function loadLiveThenRestart(member: Member, options: Options, data: Dataset, cells: { live: Cell; restarted: Cell }): Promise<void> {
+  const result = await data.grpc(member.endpoint);
+  cells.live.loadSeconds = result.seconds;
+  cells.restarted.loadSeconds = result.seconds;
+  Object.assign(cells.live, await measure(member, options, cells.live));
+  await member.restart();
+  Object.assign(cells.restarted, await measure(member, options, cells.restarted));
 }
 
 /** One data set: what to load, both ways. */
@@ -245,17 +242,24 @@ async function run(options: Options): Promise<Row[]> {
   for (const data of datasets(options)) {
     const restarted: Row = { data: data.name, state: 'restarted', cells: {} };
     const live: Row = { data: data.name, state: 'live', cells: {} };
-    rows.push(restarted, live);
+    const liveRestarted: Row = { data: data.name, state: 'live, restarted', cells: {} };
+    rows.push(restarted, live, liveRestarted);
     for (const target of options.targets) {
       progress(`${target}: ${data.name} (${loadAverage()})`);
+      const grpcCells = { live: { how: data.grpcHow }, restarted: { how: `${data.grpcHow}, restart` } };
       if (target === 'gavel') {
-        const liveCell = data.gavelLive ? (live.cells.gavel = { how: data.grpcHow }) : undefined;
         restarted.cells.gavel = { how: 'offline loader' };
-        await gavelData(options, data, restarted.cells.gavel, liveCell);
+        if (data.gavelLive) {
+          live.cells.gavel = grpcCells.live;
+          liveRestarted.cells.gavel = grpcCells.restarted;
+        }
+        await gavelData(options, data, restarted.cells.gavel, data.gavelLive ? grpcCells : undefined);
       } else {
-        restarted.cells.etcd = { how: `${data.grpcHow}, restart` };
-        live.cells.etcd = { how: data.grpcHow };
-        await etcdData(options, data, restarted.cells.etcd, live.cells.etcd);
+        // etcd has one way in: its "restarted" figures are those of the restart after the gRPC load.
+        restarted.cells.etcd = grpcCells.restarted;
+        live.cells.etcd = grpcCells.live;
+        liveRestarted.cells.etcd = grpcCells.restarted;
+        await withMember('etcd', data.args, [grpcCells.live, grpcCells.restarted], (member) => loadLiveThenRestart(member, options, data, grpcCells));
       }
     }
   }
@@ -269,10 +273,12 @@ function print(options: Options, rows: readonly Row[]): void {
   const header = ['data', 'state', ...options.targets.flatMap((target) => [`${target} RSS MB`, `${target} anon MB`, `${target} peak MB`]), ...(both ? ['RSS gavel/etcd'] : [])];
   printColumns(header, rows.map((row) => [row.data, row.state, ...options.targets.flatMap((target) => figures(row.cells[target])), ...(both ? [ratio(row)] : [])]), 2);
   process.stdout.write('\n');
+  const listed = new Set<Cell>();
   const details = rows.flatMap((row) =>
     options.targets.flatMap((target) => {
       const cell = row.cells[target];
-      if (cell === undefined) return [];
+      if (cell === undefined || listed.has(cell)) return [];
+      listed.add(cell);
       const heap = target === 'gavel' ? `${megabytes(cell.heapUsedBytes)} / ${megabytes(cell.externalBytes)}` : '';
       return [[row.data, row.state, target, cell.how, cell.loadSeconds === undefined ? '-' : cell.loadSeconds.toFixed(0), cell.revision === undefined ? '-' : count(cell.revision), megabytes(cell.diskBytes), heap, cell.error ?? '']];
     }),
@@ -280,7 +286,7 @@ function print(options: Options, rows: readonly Row[]): void {
   printColumns(['data', 'state', 'target', 'loaded by', 'load s', 'revision', 'data dir MB', 'V8 heap / external MB', 'error'], details, 4);
   process.stdout.write(`\nRSS = VmRSS after ${options.settleSeconds} s of quiet; anon = RssAnon; peak = VmHWM over the process's life. n/m = not measured.\n`);
   process.stdout.write(`V8 heap / external: gavel's nodejs_heap_size_used_bytes and nodejs_external_memory_bytes (/metrics) at the same moment; the rest of anon is native (level, gRPC, the allocator).\n`);
-  process.stdout.write(`History row: ${count(options.revisions)} puts round-robin over ${count(options.historyKeys)} keys, compacted to (newest - ${count(options.retainRevisions)}) every ${count(options.retainRevisions)} revisions by the loader; members run with --auto-compaction-mode revision --auto-compaction-retention ${options.retainRevisions}.\n`);
+  process.stdout.write(`History row, as a long-running lock service: ${count(options.revisions)} puts round-robin over ${count(options.historyKeys)} keys (lock and session keys rewritten for ever), compacted to (newest - ${count(options.retainRevisions)}) every ${count(options.retainRevisions)} revisions by the loader; members run with --auto-compaction-mode revision --auto-compaction-retention ${options.retainRevisions}.\n`);
   process.stdout.write(`finished: ${loadAverage()}\n`);
 }
 
