@@ -30,3 +30,26 @@ export function target(text: string): Target {
   if (text !== 'gavel' && text !== 'etcd') throw new Error(`--target must be gavel or etcd, got ${text}`);
   return text;
 }
+
+/** `gavel`, `etcd`, or `both` (gavel first: the tables put it on the left). */
+export function targets(text: string): Target[] {
+  if (text === 'both') return ['gavel', 'etcd'];
+  if (text !== 'gavel' && text !== 'etcd') throw new Error(`--target must be gavel, etcd or both, got ${text}`);
+  return [text];
+}
+
+export function integer(flag: string, text: string): number {
+  const value = positive(flag, text);
+  if (!Number.isSafeInteger(value)) throw new Error(`${flag} must be a positive integer, got ${text}`);
+  return value;
+}
+
+export function integerList(flag: string, text: string): number[] {
+  return text.split(',').map((part) => integer(flag, part));
+}
+
+export function oneOf<T extends string>(flag: string, text: string, values: readonly T[]): T {
+  const found = values.find((value) => value === text);
+  if (found === undefined) throw new Error(`${flag} must be one of ${values.join(', ')}, got ${text}`);
+  return found;
+}

@@ -4,7 +4,13 @@
  * path), its level operations written as the node writes them, and the Raft log ends in a
  * snapshot at the last index, as after a local snapshot and log compaction. A restarted member
  * then serves that history — 300,000 revisions in seconds, where putting them over gRPC would
- * take minutes. Used by the compaction regression test and benchmark.
+ * take minutes. Used by the compaction regression test and the benchmarks.
+ *
+ * With `compaction`, the history is compacted along the way as a long-running member's would be:
+ * every `everyRevisions` revisions a compaction entry to (current - retainRevisions) goes through
+ * the same apply path, and the member's own Compactor deletes what it dropped from level, so
+ * the data dir ends as a member's under auto-compaction would (ten million revisions leave only
+ * the retained window in the index).
  */
 import { randomBytes } from 'node:crypto';
 import { encodeRequest } from '../../server/apply/request.js';
@@ -12,6 +18,8 @@ import { loadMachineState } from '../../server/apply/load.js';
 import { StateMachine } from '../../server/apply/state-machine.js';
 import { confStateOf } from '../../server/cluster/bootstrap.js';
 import { systemClock } from '../../server/clock.js';
+import { silentLogger } from '../../server/log.js';
+import { Compactor } from '../../server/mvcc/compactor.js';
 import { metaOps, type BatchOp, Storage } from '../../server/storage/layout.js';
 import { Wal } from '../../server/storage/wal.js';
 import { walDirectory } from '../../server/storage/raft-wal.js';
@@ -23,12 +31,20 @@ export interface HistoryOptions {
   readonly valueBytes: number;
   /** Entries per level batch; default 1000. */
   readonly batch?: number;
+  /** Compact along the way, keeping the last retainRevisions revisions (see the header). */
+  readonly compaction?: { readonly everyRevisions: number; readonly retainRevisions: number };
+  /** Called after each level batch with the revisions written so far. */
+  readonly onProgress?: (done: number) => void;
 }
 
 export interface History {
   /** The store's revision after the last put. */
   readonly lastRevision: number;
   readonly firstRevision: number;
+  /** The store's compacted revision at the end (0 without `compaction`). */
+  readonly compactedRevision: number;
+  /** Compaction entries applied. */
+  readonly compactions: number;
 }
 
 export function historyKey(index: number): string {
@@ -45,36 +61,61 @@ export async function appendHistory(dataDir: string, options: HistoryOptions): P
     if (machine.appliedIndex !== lastLogIndex || raft.hardState.commit !== lastLogIndex) {
       throw new Error(`stop the member cleanly first: applied ${machine.appliedIndex}, commit ${raft.hardState.commit}, log ends at ${lastLogIndex}`);
     }
+    // The member's own background deleter, without its pause between batches (nobody is waiting to be served).
+    const compactor = new Compactor({ kv: storage.space('kv'), write: (ops) => storage.write(ops, false), store: () => machine.store, logger: silentLogger, pauseMs: 0 });
+    machine.onCompaction((revision) => compactor.schedule(revision));
     const firstRevision = machine.store.currentRevision + 1;
-    // Values that do not compress, so level's size on disk tracks the history held.
-    const noise = randomBytes(1 << 20);
-    const batch = options.batch ?? 1000;
-    let index = lastLogIndex;
-    for (let done = 0; done < options.revisions; ) {
-      const ops: BatchOp[] = [];
-      for (const end = Math.min(options.revisions, done + batch); done < end; done++) {
-        index++;
-        const key = Buffer.from(historyKey(done % options.keys));
-        const start = (done * 7919) % (noise.length - options.valueBytes);
-        const value = noise.subarray(start, start + options.valueBytes);
-        const data = encodeRequest(BigInt(index), { put: { key, value, lease: '0', prev_kv: false, ignore_value: false, ignore_lease: false } });
-        const applied = machine.apply(index, data);
-        if (applied === undefined || applied.result.type !== 'put') throw new Error(`entry ${index} did not apply as a put`);
-        for (const op of applied.ops) ops.push(op);
-      }
-      ops.push(metaOps.appliedIndex(machine.appliedIndex));
-      await storage.write(ops, false);
-      machine.markDurable();
-    }
+    const { index, compactions } = await appendEntries(storage, machine, lastLogIndex, options);
+    await compactor.idle();
+    await compactor.stop();
     // The log ends where the state does: a snapshot at the last index, as a local snapshot leaves it.
     const term = raft.hardState.term;
     const metadata = { index, term, confState: confStateOf(machine.membership) };
     await storage.write([metaOps.appliedIndex(index)], true);
     await wal.saveSnapshot({ metadata }, { ...raft.hardState, commit: index });
     await wal.releaseTo(index);
-    return { firstRevision, lastRevision: machine.store.currentRevision };
+    return { firstRevision, lastRevision: machine.store.currentRevision, compactedRevision: machine.store.compactedRevision, compactions };
   } finally {
     await wal.close();
     await storage.close();
   }
+}
+
+/** Applies the puts (and compactions) as log entries after lastLogIndex, one level batch per `batch` entries. */
+async function appendEntries(storage: Storage, machine: StateMachine, lastLogIndex: number, options: HistoryOptions): Promise<{ index: number; compactions: number }> {
+  // Values that do not compress, so level's size on disk tracks the history held.
+  const noise = randomBytes(1 << 20);
+  const batch = options.batch ?? 1000;
+  let index = lastLogIndex;
+  let compactions = 0;
+  let sinceCompaction = 0;
+  for (let done = 0; done < options.revisions; ) {
+    const ops: BatchOp[] = [];
+    for (const end = Math.min(options.revisions, done + batch); done < end; done++) {
+      index++;
+      const key = Buffer.from(historyKey(done % options.keys));
+      const start = (done * 7919) % (noise.length - options.valueBytes);
+      const value = noise.subarray(start, start + options.valueBytes);
+      const data = encodeRequest(BigInt(index), { put: { key, value, lease: '0', prev_kv: false, ignore_value: false, ignore_lease: false } });
+      const applied = machine.apply(index, data);
+      if (applied === undefined || applied.result.type !== 'put') throw new Error(`entry ${index} did not apply as a put`);
+      for (const op of applied.ops) ops.push(op);
+      sinceCompaction++;
+    }
+    const compaction = options.compaction;
+    const target = machine.store.currentRevision - (compaction?.retainRevisions ?? 0);
+    if (compaction !== undefined && sinceCompaction >= compaction.everyRevisions && target > machine.store.compactedRevision) {
+      index++;
+      const applied = machine.apply(index, encodeRequest(BigInt(index), { compaction: { revision: String(target), physical: false } }));
+      if (applied === undefined || applied.result.type !== 'compaction') throw new Error(`entry ${index} did not apply as a compaction`);
+      for (const op of applied.ops) ops.push(op);
+      compactions++;
+      sinceCompaction = 0;
+    }
+    ops.push(metaOps.appliedIndex(machine.appliedIndex));
+    await storage.write(ops, false);
+    machine.markDurable();
+    options.onProgress?.(done);
+  }
+  return { index, compactions };
 }
