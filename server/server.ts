@@ -133,6 +133,7 @@ export class Member {
       kv: storage.space('kv'),
       write: (ops) => storage.write(ops, false),
       store: () => machine.store,
+      reclaim: (start, end) => storage.compactSpaceRange('kv', start, end),
       logger: logger.child({ component: 'compactor' }),
     });
     machine.onCompaction((revision) => compactor.schedule(revision));

@@ -24,6 +24,8 @@ export interface CompactorEnvironment {
   write(ops: readonly BackendOp[]): Promise<void>;
   /** The store of the moment (a snapshot install replaces it; the job is stopped first). */
   store(): MvccStore;
+  /** Has level rewrite the deleted range [start, end) of the 'kv' space, giving its disk space back. */
+  reclaim?(start: Uint8Array, end: Uint8Array): Promise<void>;
   readonly logger: Logger;
   /** Records per batch (default 1000) and the pause between batches (default 10 ms). */
   readonly batchRecords?: number;
@@ -90,6 +92,7 @@ export class Compactor {
       done = revision;
       const finished = changesToBatch(this.env.store().compactionFinished(revision, result.freedBytes));
       await this.env.write(finished);
+      if (result.deleted > 0) await this.env.reclaim?.(encodeRevisionKey({ main: 0, sub: 0 }, false), encodeRevisionKey({ main: revision + 1, sub: 0 }, false));
       this.env.logger.info('finished compaction', { revision, deletedRecords: result.deleted, tookMs: Math.round(performance.now() - started) });
       this.release(revision);
     }

@@ -122,6 +122,17 @@ export class Storage {
     await db.compactRange(first, last);
   }
 
+  /**
+   * Asks leveldb to rewrite the files holding [start, end) of one space, dropping the records
+   * deleted there: the compactor's deletes only mark records dead, and without this their space
+   * came back only when leveldb's own compactions happened to reach them (a member compacted to
+   * 100,000 revisions had 3.3 GB on disk after 10 million writes, all of it mapped in memory).
+   */
+  async compactSpaceRange(space: Space, start: Uint8Array, end: Uint8Array): Promise<void> {
+    const db = this.db as unknown as { compactRange(start: Uint8Array, end: Uint8Array): Promise<void> };
+    await db.compactRange(this.prefixed(space, start), this.prefixed(space, end));
+  }
+
   /** Sum of the database files' sizes. */
   async diskSizeBytes(): Promise<number> {
     let total = 0;

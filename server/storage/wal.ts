@@ -31,6 +31,8 @@ import { crc32 } from '../mvcc/crc32.js';
 /** etcd's SegmentSizeBytes. */
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
 const RECORD_HEADER_BYTES = 9;
+/** How much of a segment is read at a time while replaying it. */
+const REPLAY_CHUNK_BYTES = 1024 * 1024;
 const ZERO_CHUNK_BYTES = 1024 * 1024;
 
 const enum RecordType {
@@ -128,7 +130,7 @@ export class Wal {
     const replay = new Replay();
     let end = 0;
     for (const [position, segment] of segments.entries()) {
-      end = await replaySegment(segment, await readFile(segment.path), position === segments.length - 1, replay);
+      end = await replaySegment(segment, position === segments.length - 1, replay);
     }
     const last = segments.at(-1)!;
     const handle = await open(last.path, 'r+');
@@ -288,20 +290,52 @@ class Replay {
   }
 }
 
-/** Replays one segment's records; returns the offset where its written part ends. */
-async function replaySegment(segment: Segment, bytes: Buffer, isLast: boolean, replay: Replay): Promise<number> {
+/**
+ * Replays one segment's records, reading it a chunk at a time (a segment is mostly the zeros it
+ * was created with; reading it whole held 64 MiB per segment at every start). Returns the offset
+ * where its written part ends.
+ */
+async function replaySegment(segment: Segment, isLast: boolean, replay: Replay): Promise<number> {
   const name = segmentName(segment.seq, segment.firstIndex);
-  let offset = 0;
-  while (offset + RECORD_HEADER_BYTES <= bytes.byteLength) {
-    const length = bytes.readUInt32BE(offset);
-    if (length === 0 && bytes.readUInt32BE(offset + 4) === 0 && bytes[offset + 8] === 0) return offset; // the end mark
-    const end = offset + RECORD_HEADER_BYTES + length;
-    const intact = end <= bytes.byteLength && crc32(bytes.subarray(offset + 8, end)) === bytes.readUInt32BE(offset + 4);
-    if (!intact) return repairTail(segment, bytes, offset, isLast, name);
-    applyRecord(bytes[offset + 8]!, bytes.subarray(offset + RECORD_HEADER_BYTES, end), replay, name, offset);
-    offset = end;
+  const handle = await open(segment.path, 'r');
+  try {
+    const size = (await handle.stat()).size;
+    let window = Buffer.alloc(0);
+    /** The file offset of window[0]. */
+    let base = 0;
+    let offset = 0;
+    for (;;) {
+      // Enough bytes for the next record header, and then for the whole record?
+      if (!(await ensure(handle, offset + RECORD_HEADER_BYTES))) return offset;
+      const at = offset - base;
+      const length = window.readUInt32BE(at);
+      if (length === 0 && window.readUInt32BE(at + 4) === 0 && window[at + 8] === 0) return offset; // the end mark
+      const end = offset + RECORD_HEADER_BYTES + length;
+      const whole = end <= size && (await ensure(handle, end));
+      const record = window.subarray(at, end - base);
+      const intact = whole && crc32(record.subarray(8)) === record.readUInt32BE(4);
+      // Awaited here so that its rejection is handled before the finally closes the file.
+      if (!intact) return await repairTail(segment, await readFile(segment.path), offset, isLast, name);
+      applyRecord(record[8]!, record.subarray(RECORD_HEADER_BYTES), replay, name, offset);
+      offset = end;
+    }
+
+    /** Makes window hold the file's bytes up to `upTo` (false past the end of the file). */
+    async function ensure(file: FileHandle, upTo: number): Promise<boolean> {
+      if (upTo > size) return false;
+      if (upTo <= base + window.byteLength) return true;
+      const keep = window.subarray(offset - base);
+      const want = Math.min(size - offset, Math.max(REPLAY_CHUNK_BYTES, upTo - offset));
+      const next = Buffer.allocUnsafe(want);
+      next.set(keep, 0);
+      const { bytesRead } = await file.read(next, keep.byteLength, want - keep.byteLength, offset + keep.byteLength);
+      window = next.subarray(0, keep.byteLength + bytesRead);
+      base = offset;
+      return upTo <= base + window.byteLength;
+    }
+  } finally {
+    await handle.close();
   }
-  return offset;
 }
 
 /**

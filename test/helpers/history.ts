@@ -58,8 +58,17 @@ export async function appendHistory(dataDir: string, options: HistoryOptions): P
     const machine = new StateMachine(await loadMachineState(storage, { minLeaseTtlSeconds: 1, clock: systemClock }));
     if (raft.hardState === undefined) throw new Error(`${dataDir} holds no member (start and stop one there first)`);
     const lastLogIndex = raft.entries.at(-1)?.index ?? raft.snapshot?.metadata.index ?? 0;
-    if (machine.appliedIndex !== lastLogIndex || raft.hardState.commit !== lastLogIndex) {
-      throw new Error(`stop the member cleanly first: applied ${machine.appliedIndex}, commit ${raft.hardState.commit}, log ends at ${lastLogIndex}`);
+    if (raft.hardState.commit !== lastLogIndex) {
+      throw new Error(`stop the member cleanly first: commit ${raft.hardState.commit}, log ends at ${lastLogIndex}`);
+    }
+    // A member may stop between persisting a commit and applying its entries: apply them first,
+    // as its next start would.
+    for (const entry of raft.entries) {
+      if (entry.index <= machine.appliedIndex) continue;
+      if (entry.type !== 'normal') throw new Error(`entry ${entry.index} is a membership change: start and stop the member once more`);
+      const applied = machine.apply(entry.index, entry.data);
+      await storage.write([...(applied?.ops ?? []), metaOps.appliedIndex(entry.index)], false);
+      machine.markDurable();
     }
     // The member's own background deleter, without its pause between batches (nobody is waiting to be served).
     const compactor = new Compactor({ kv: storage.space('kv'), write: (ops) => storage.write(ops, false), store: () => machine.store, logger: silentLogger, pauseMs: 0 });

@@ -51,6 +51,7 @@ describe('write-ahead log', () => {
     const wal = await Wal.create(dir, start, hard(1, 1));
     await wal.save(entries(2, 8, 1), hard(1, 4), true);
     await wal.save(entries(6, 7, 3), hard(3, 4), true); // a new leader overwrote 6..8
+    await wal.close();
     let { wal: again, state } = await reopen(dir);
     expect(state.entries.map((e) => `${e.index}@${e.term}`)).toEqual(['2@1', '3@1', '4@1', '5@1', '6@3', '7@3']);
     // A local snapshot keeps the entries after it; an installed one drops every entry.
