@@ -553,7 +553,11 @@ class ClusterImpl implements Cluster {
 
   etcdctl(args: readonly string[], options: ClusterEtcdctlOptions = {}): Promise<EtcdctlResult> {
     const { via, ...rest } = options;
-    return etcdctl(this.viaEndpoints(via), args, rest);
+    // etcdctl's own 5 s default fails a call that authenticates with bcrypt on a busy 2-core
+    // machine; the run's hard bound (15 s) still ends a hung one.
+    const flags = rest.globalFlags ?? [];
+    const timed = [...flags, ...args].some((arg) => arg.startsWith('--command-timeout'));
+    return etcdctl(this.viaEndpoints(via), args, timed ? rest : { ...rest, globalFlags: [...flags, '--command-timeout=12s'] });
   }
 
   async ctl(args: readonly string[], options: ClusterEtcdctlOptions = {}): Promise<string> {
