@@ -290,7 +290,9 @@ describe('authentication', () => {
 
   it('with auth on, the token from authenticate goes in a bare "authorization" header; no token or a stale one answer the errors Patroni re-authenticates on', async () => {
     const ctl = async (args: string[], user?: string): Promise<void> => {
-      const result = await etcdctl(member.endpoint, user === undefined ? args : ['--user', user, ...args]);
+      // bcrypt makes user and auth calls slow on a loaded machine: etcdctl's 5 s default is too tight.
+      const globalFlags = ['--command-timeout=12s', ...(user === undefined ? [] : ['--user', user])];
+      const result = await etcdctl(member.endpoint, args, { globalFlags, timeoutMs: 20_000 });
       if (result.code !== 0) throw new Error(`etcdctl ${args.join(' ')}: ${result.stderr}`);
     };
     await ctl(['user', 'add', 'root:rootpw']);
