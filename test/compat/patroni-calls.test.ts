@@ -282,6 +282,7 @@ describe('watch', () => {
 
 describe('authentication', () => {
   it('authenticate while auth is off answers code 9 "etcdserver: authentication is not enabled" (Patroni then goes on without a token)', async () => {
+    // 412: etcd 3.4's grpc-gateway (v1) maps FailedPrecondition to Precondition Failed; grpc-gateway v2 says 400.
     const answer = await call('POST', '/v3/auth/authenticate', { name: 'patroni', password: 'secret' });
     expect(answer.status).toBe(412);
     expect(json(answer)['error']).toBe('etcdserver: authentication is not enabled');
@@ -312,12 +313,15 @@ describe('authentication', () => {
 
       // _handle_auth_errors: UserEmpty (no token) and InvalidAuthToken (stale token) make Patroni authenticate again.
       const anonymous = await call('POST', '/v3/kv/range', { key: scope, serializable: true });
+      expect(anonymous.status).toBe(400);
       expect(json(anonymous)['error']).toBe('etcdserver: user name is empty');
       expect(json(anonymous)['code']).toBe(3);
       const stale = await call('POST', '/v3/kv/range', { key: scope, serializable: true }, { authorization: 'not-a-token.1' });
+      expect(stale.status).toBe(401);
       expect(json(stale)['error']).toBe('etcdserver: invalid auth token');
       expect(json(stale)['code']).toBe(16);
       const wrongPassword = await call('POST', '/v3/auth/authenticate', { name: 'patroni', password: 'wrong' });
+      expect(wrongPassword.status).toBe(400);
       expect(json(wrongPassword)['error']).toBe('etcdserver: authentication failed, invalid user ID or password');
     } finally {
       await ctl(['auth', 'disable'], 'root:rootpw');
