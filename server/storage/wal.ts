@@ -78,6 +78,8 @@ interface Cursor {
 
 export interface WalOptions {
   readonly segmentBytes?: number;
+  /** How much of a segment replay reads at a time (tests make it small to cross chunk edges). */
+  readonly replayChunkBytes?: number;
 }
 
 export class Wal {
@@ -130,7 +132,7 @@ export class Wal {
     const replay = new Replay();
     let end = 0;
     for (const [position, segment] of segments.entries()) {
-      end = await replaySegment(segment, position === segments.length - 1, replay);
+      end = await replaySegment(segment, position === segments.length - 1, replay, options.replayChunkBytes ?? REPLAY_CHUNK_BYTES);
     }
     const last = segments.at(-1)!;
     const handle = await open(last.path, 'r+');
@@ -295,7 +297,7 @@ class Replay {
  * was created with; reading it whole held 64 MiB per segment at every start). Returns the offset
  * where its written part ends.
  */
-async function replaySegment(segment: Segment, isLast: boolean, replay: Replay): Promise<number> {
+async function replaySegment(segment: Segment, isLast: boolean, replay: Replay, chunkBytes: number): Promise<number> {
   const name = segmentName(segment.seq, segment.firstIndex);
   const handle = await open(segment.path, 'r');
   try {
@@ -307,13 +309,15 @@ async function replaySegment(segment: Segment, isLast: boolean, replay: Replay):
     for (;;) {
       // Enough bytes for the next record header, and then for the whole record?
       if (!(await ensure(handle, offset + RECORD_HEADER_BYTES))) return offset;
-      const at = offset - base;
-      const length = window.readUInt32BE(at);
-      if (length === 0 && window.readUInt32BE(at + 4) === 0 && window[at + 8] === 0) return offset; // the end mark
+      const header = offset - base;
+      const length = window.readUInt32BE(header);
+      if (length === 0 && window.readUInt32BE(header + 4) === 0 && window[header + 8] === 0) return offset; // the end mark
       const end = offset + RECORD_HEADER_BYTES + length;
       const whole = end <= size && (await ensure(handle, end));
-      const record = window.subarray(at, end - base);
-      const intact = whole && crc32(record.subarray(8)) === record.readUInt32BE(4);
+      if (!whole) return await repairTail(segment, await readFile(segment.path), offset, isLast, name);
+      // ensure() may have moved the window: positions are taken from base again.
+      const record = window.subarray(offset - base, end - base);
+      const intact = crc32(record.subarray(8)) === record.readUInt32BE(4);
       // Awaited here so that its rejection is handled before the finally closes the file.
       if (!intact) return await repairTail(segment, await readFile(segment.path), offset, isLast, name);
       applyRecord(record[8]!, record.subarray(RECORD_HEADER_BYTES), replay, name, offset);
@@ -325,7 +329,7 @@ async function replaySegment(segment: Segment, isLast: boolean, replay: Replay):
       if (upTo > size) return false;
       if (upTo <= base + window.byteLength) return true;
       const keep = window.subarray(offset - base);
-      const want = Math.min(size - offset, Math.max(REPLAY_CHUNK_BYTES, upTo - offset));
+      const want = Math.min(size - offset, Math.max(chunkBytes, upTo - offset));
       const next = Buffer.allocUnsafe(want);
       next.set(keep, 0);
       const { bytesRead } = await file.read(next, keep.byteLength, want - keep.byteLength, offset + keep.byteLength);

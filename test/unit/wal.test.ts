@@ -88,6 +88,20 @@ describe('write-ahead log', () => {
     await again.close();
   });
 
+  it('replays records that straddle the edges of the chunks it reads, small and larger than a chunk', async () => {
+    const dir = directory();
+    const wal = await Wal.create(dir, start, hard(1, 1), { segmentBytes: 64 * 1024 });
+    const saved = Array.from({ length: 120 }, (_, i) => entry(2 + i, 1, `v${i}-`.padEnd(1 + ((i * 37) % 300), 'x')));
+    for (let i = 0; i < saved.length; i += 7) await wal.save(saved.slice(i, i + 7), hard(1, saved[Math.min(i + 6, saved.length - 1)]!.index), true);
+    await wal.close();
+    for (const replayChunkBytes of [16, 61, 1000]) {
+      const { wal: again, state } = await Wal.open(dir, { segmentBytes: 64 * 1024, replayChunkBytes });
+      expect(state.entries.map((e) => new TextDecoder().decode(e.data))).toEqual(saved.map((e) => new TextDecoder().decode(e.data)));
+      expect(state.hardState).toEqual(hard(1, 121));
+      await again.close();
+    }
+  });
+
   it('repairs a tail torn by a crash and appends after it', async () => {
     const dir = directory();
     const wal = await Wal.create(dir, start, hard(1, 1), { segmentBytes: 8192 });
