@@ -14,6 +14,12 @@ async function waitStreaming(node: PatroniNode): Promise<void> {
   await waitUntil(`${node.name} to stream WAL`, async () => ((await status()) === 'streaming' ? true : undefined), REPLICATION_TIMEOUT_MS, 250);
 }
 
+/** Resolves once `node`'s PostgreSQL takes writes: Patroni answers GET /primary as soon as it has asked for the promotion, a moment before recovery ends. */
+async function waitWritable(node: PatroniNode): Promise<void> {
+  const inRecovery = async (): Promise<string> => await node.sql('SELECT pg_is_in_recovery()').catch(() => '');
+  await waitUntil(`${node.name} to leave recovery`, async () => ((await inRecovery()) === 'f' ? true : undefined), REPLICATION_TIMEOUT_MS, 100);
+}
+
 /** Resolves with the note of row `id` once `node` has it. */
 async function waitRow(node: PatroniNode, id: number): Promise<string> {
   return await waitUntil(`row ${id} on ${node.name}`, async () => {
@@ -106,10 +112,10 @@ describe.skipIf(missing.length > 0 && !inCI)('Patroni with the DCS behind etcd3:
     expect(exit.code).toBe(0);
     await waitRest(replica, 'primary', FAILOVER_BOUND_MS);
     process.stderr.write(`patroni: ${replica.name} became primary ${Date.now() - stoppedAt} ms after ${primary.name}'s Patroni was stopped\n`);
-    expect(await replica.sql('SELECT pg_is_in_recovery()')).toBe('f');
-    expect((await replica.status())?.timeline).toBeGreaterThan(timelineBefore ?? Number.MAX_SAFE_INTEGER);
-    await replica.sql(`INSERT INTO gavel_probe VALUES (2, 'written on ${replica.name} after the stop')`);
     [primary, replica] = [replica, primary];
+    await waitWritable(primary);
+    expect((await primary.status())?.timeline).toBeGreaterThan(timelineBefore ?? Number.MAX_SAFE_INTEGER);
+    await primary.sql(`INSERT INTO gavel_probe VALUES (2, 'written on ${primary.name} after the stop')`);
   }, FAILOVER_BOUND_MS + 40_000);
 
   it('takes the stopped primary back as a streaming replica of the new one', async () => {
@@ -129,9 +135,10 @@ describe.skipIf(missing.length > 0 && !inCI)('Patroni with the DCS behind etcd3:
     await waitRest(replica, 'primary', FAILOVER_BOUND_MS);
     const failoverMs = Date.now() - crashedAt;
     process.stderr.write(`patroni: ${replica.name} became primary ${failoverMs} ms after ${primary.name} crashed (ttl ${TTL_SECONDS} s)\n`);
-    expect(failoverMs).toBeGreaterThanOrEqual(CRASH_FAILOVER_MIN_MS);
-    await replica.sql(`INSERT INTO gavel_probe VALUES (3, 'written on ${replica.name} after the crash')`);
     [primary, replica] = [replica, primary];
+    expect(failoverMs).toBeGreaterThanOrEqual(CRASH_FAILOVER_MIN_MS);
+    await waitWritable(primary);
+    await primary.sql(`INSERT INTO gavel_probe VALUES (3, 'written on ${primary.name} after the crash')`);
   }, FAILOVER_BOUND_MS + 30_000);
 
   it('takes the crashed primary back as a streaming replica', async () => {
