@@ -282,9 +282,10 @@ describe('watch', () => {
 
 describe('authentication', () => {
   it('authenticate while auth is off answers code 9 "etcdserver: authentication is not enabled" (Patroni then goes on without a token)', async () => {
-    // 412: etcd 3.4's grpc-gateway (v1) maps FailedPrecondition to Precondition Failed; grpc-gateway v2 says 400.
+    // Patroni reads the text and the code, not the HTTP status, which differs between builds for
+    // FailedPrecondition: Debian's etcd 3.4.23 answers 412, later grpc-gateway v1 releases 400.
     const answer = await call('POST', '/v3/auth/authenticate', { name: 'patroni', password: 'secret' });
-    expect(answer.status).toBe(412);
+    expect([400, 412]).toContain(answer.status);
     expect(json(answer)['error']).toBe('etcdserver: authentication is not enabled');
     expect(json(answer)['code']).toBe(9);
   });
