@@ -17,6 +17,7 @@ import { createRaftLog, openRaftLog, walDirectory } from './storage/raft-wal.js'
 import type { Wal, WalState } from './storage/wal.js';
 import { rm } from 'node:fs/promises';
 import { MemberSnapshots } from './node/snapshots.js';
+import { openBackup } from './node/backup.js';
 import { Compactor } from './mvcc/compactor.js';
 import { hashLevel } from './mvcc/backend.js';
 import { GavelError } from './errors.js';
@@ -241,6 +242,7 @@ export class Member {
       diskSizeBytes: () => storage.diskSizeBytes(),
       compactionFinished: (revision) => compactor.whenFinished(revision),
       hashKv: (revision) => hashStore(storage, machine, revision),
+      openBackup: (chunkBytes, signal) => openBackup(storage, machine, chunkBytes, signal),
     };
     const coordinatorStats = new CoordinatorStats(() => machine.coordinator);
     metrics.locks.attachCoordinator(coordinatorStats);
