@@ -3,7 +3,8 @@
  * `etcdctl snapshot save` against a gavel member, `gavel snapshot restore` into the data dirs of
  * a NEW cluster, which then serves the same keys, revisions, leases, users and coordinator queues;
  * damaged files are refused with nothing written; a backup taken under concurrent writes is one
- * consistent point in the history.
+ * consistent point in the history; a client that does not read the stream cannot make the member
+ * buffer the backup.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -12,8 +13,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, op, type KeyValue } from '../../client/index.js';
-import { etcdctl, repoRoot, startMember, stopAllMembers, trackChildProcess, trackTempDir, type Member } from '../helpers/gavel.js';
+import { etcdctl, repoRoot, startMember, stopAllMembers, trackChildProcess, trackTempDir, waitUntil, type Member } from '../helpers/gavel.js';
 import { startCluster, stopAllClusters, type Cluster, type ClusterPlan } from '../helpers/cluster.js';
+import { grpcFrame, metricsUrl, streamFigures, UnreadStream } from '../helpers/unread.js';
+import { DEFAULT_MAX_BUFFERED_BYTES } from '../../server/api/stream-output.js';
+import { SNAPSHOT_BLOB_BYTES } from '../../server/api/snapshot.js';
 
 const GAVEL_MAIN = join(repoRoot(), 'dist', 'server', 'main.js');
 const COMMAND_TIMEOUT_MS = 20_000;
@@ -236,7 +240,7 @@ describe('damaged files and occupied data dirs are refused, and nothing is writt
   });
 });
 
-describe('a backup taken under concurrent writes is one point in the history', () => {
+describe('a backup under load: one point in the history, and a slow client holds the member to a bound', () => {
   it('the restored state is exactly the source at the restored revision', async () => {
     // Enough data that the stream takes many 32 KiB messages while the writer runs.
     const value = 'v'.repeat(1000);
@@ -271,5 +275,29 @@ describe('a backup taken under concurrent writes is one point in the history', (
       restored.close();
       await single.stop();
     }
+  });
+
+  it('a client that does not read holds the member to its stream bound, not the whole backup', async () => {
+    // The ~2 MB written above: far more than one stream may hold (DEFAULT_MAX_BUFFERED_BYTES).
+    const url = metricsUrl(source);
+    const before = await streamFigures(url, 'maintenance_snapshot');
+    const unread = new UnreadStream(source.endpoint, '/etcdserverpb.Maintenance/Snapshot');
+    unread.send([grpcFrame('etcdserverpb.SnapshotRequest', {})], true);
+    try {
+      const during = await waitUntil('the snapshot stream paused', async () => {
+        const figures = await streamFigures(url, 'maintenance_snapshot');
+        return figures.open === (before.open ?? 0) + 1 && (figures.paused ?? 0) > (before.paused ?? 0) ? figures : undefined;
+      }, 10_000, 50);
+      expect(during.peakBytes).toBeLessThanOrEqual(DEFAULT_MAX_BUFFERED_BYTES + SNAPSHOT_BLOB_BYTES + 1024);
+      // The member serves others meanwhile.
+      expect((await client.kv.put('bp/snapshot', 'x')).header.revision).toBeGreaterThan(0n);
+    } finally {
+      unread.close();
+    }
+    await waitUntil('the snapshot stream released', async () => {
+      const figures = await streamFigures(url, 'maintenance_snapshot');
+      return figures.open === (before.open ?? 0) && figures.bytes === 0 ? true : undefined;
+    }, 10_000, 50);
+    expect(source.logs()).toContain('snapshot stream cancelled by the client');
   });
 });
