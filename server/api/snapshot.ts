@@ -39,7 +39,9 @@ export function snapshotHandler(ctx: ApiContext): grpc.handleServerStreamingCall
     void (async () => {
       let backup: Backup | undefined;
       try {
-        await requireAdmin(ctx, call, signal);
+        await requireAdmin(ctx, call, signal).catch((error: unknown) => {
+          throw asEtcdSnapshotRefusal(error);
+        });
         if (ctx.openBackup === undefined) throw new GavelError('Unimplemented', 'gavel: this member keeps no snapshot to stream');
         backup = await ctx.openBackup(READ_CHUNK_BYTES, signal);
         ctx.logger.info('sending a snapshot', { appliedIndex: backup.appliedIndex, bytes: backup.bytesBeforeDigest + DIGEST_BYTES });
@@ -60,6 +62,18 @@ export function snapshotHandler(ctx: ApiContext): grpc.handleServerStreamingCall
       }
     })();
   };
+}
+
+/**
+ * etcd 3.4's Snapshot passes the auth store's own error to gRPC unconverted, so etcdctl prints
+ * "rpc error: code = Unknown desc = auth: permission denied" (and "auth: user name is empty"),
+ * not the etcdserver: texts of the unary calls (observed with etcd 3.4.23 and its etcdctl).
+ */
+function asEtcdSnapshotRefusal(error: unknown): unknown {
+  if (!(error instanceof GavelError)) return error;
+  if (error.code === 'PermissionDenied') return new GavelError('Unknown', 'auth: permission denied');
+  if (error.code === 'UserEmpty') return new GavelError('Unknown', 'auth: user name is empty');
+  return error;
 }
 
 /** Writes each frame, waiting for room whenever the client is behind; false if the stream closed first. */
