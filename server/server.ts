@@ -242,7 +242,18 @@ export class Member {
       diskSizeBytes: () => storage.diskSizeBytes(),
       compactionFinished: (revision) => compactor.whenFinished(revision),
       hashKv: (revision) => hashStore(storage, machine, revision),
-      openBackup: (chunkBytes, signal) => openBackup(storage, machine, chunkBytes, signal),
+      openBackup: async (chunkBytes, signal) => {
+        const started = performance.now();
+        const backup = await openBackup(storage, machine, chunkBytes, signal);
+        let observed = false;
+        const close = async (): Promise<void> => {
+          await backup.close();
+          if (observed) return;
+          observed = true;
+          metrics.backendSnapshot.observe((performance.now() - started) / 1000);
+        };
+        return { ...backup, close };
+      },
     };
     const coordinatorStats = new CoordinatorStats(() => machine.coordinator);
     metrics.locks.attachCoordinator(coordinatorStats);

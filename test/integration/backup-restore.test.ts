@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, op, type KeyValue } from '../../client/index.js';
 import { etcdctl, repoRoot, startMember, stopAllMembers, trackChildProcess, trackTempDir, waitUntil, type Member } from '../helpers/gavel.js';
 import { startCluster, stopAllClusters, type Cluster, type ClusterPlan } from '../helpers/cluster.js';
-import { grpcFrame, metricsUrl, streamFigures, UnreadStream } from '../helpers/unread.js';
+import { grpcFrame, metricsUrl, scrape, streamFigures, UnreadStream } from '../helpers/unread.js';
 import { DEFAULT_MAX_BUFFERED_BYTES } from '../../server/api/stream-output.js';
 import { SNAPSHOT_BLOB_BYTES } from '../../server/api/snapshot.js';
 
@@ -135,6 +135,8 @@ describe('etcdctl snapshot save, then gavel snapshot restore into a new 3-member
     expect(status.code, status.stderr).toBe(0);
     const summary = JSON.parse(status.stdout) as { revision: number; compactRevision: number; leases: number; totalSize: number };
     expect(summary).toMatchObject({ revision: Number(revision), compactRevision: Number(compactAt), leases: 3, totalSize: statSync(backup).size });
+    const value = await scrape(metricsUrl(source));
+    expect(value('etcd_disk_backend_snapshot_duration_seconds_count')).toBe(1);
   });
 
   it('restores into a new cluster with the same keys, revisions, leases, users and queue, and fresh ids', async () => {
