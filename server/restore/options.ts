@@ -27,28 +27,19 @@ export interface StatusOptions {
 }
 
 export function parseRestoreArgs(argv: readonly string[]): RestoreOptions {
-  const files: string[] = [];
   const memberArgs: string[] = [];
   let skipHashCheck = false;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] ?? '';
-    if (!arg.startsWith('-')) {
-      files.push(arg);
-      continue;
-    }
-    const { name, value } = splitFlag(arg);
+  const files = scanArgs(argv, (name, inline, next) => {
     if (name === 'skip-hash-check') {
-      skipHashCheck = parseBool(name, value ?? 'true');
+      skipHashCheck = parseBool(name, inline ?? 'true');
     } else if (MEMBER_FLAGS.has(name)) {
-      const given = value ?? argv[++i];
-      if (given === undefined) throw new UsageError(`flag needs an argument: --${name}`);
-      memberArgs.push(`--${name}=${given}`);
+      memberArgs.push(`--${name}=${inline ?? next()}`);
     } else if (name === 'wal-dir') {
       throw new UsageError('--wal-dir is not supported: gavel keeps its write-ahead log under --data-dir');
     } else {
       throw new UsageError(`unknown flag for snapshot restore: --${name}`);
     }
-  }
+  });
   const file = onlyFile(files, 'restore');
   const parsed = parseArgs(memberArgs);
   if (parsed.kind !== 'run') throw new UsageError('snapshot restore takes no --help or --version');
@@ -56,21 +47,36 @@ export function parseRestoreArgs(argv: readonly string[]): RestoreOptions {
 }
 
 export function parseStatusArgs(argv: readonly string[]): StatusOptions {
-  const files: string[] = [];
   let format: OutputFormat = 'simple';
+  const files = scanArgs(argv, (name, inline, next) => {
+    if (name !== 'write-out' && name !== 'w') throw new UsageError(`unknown flag for snapshot status: --${name}`);
+    const given = inline ?? next();
+    if (given !== 'simple' && given !== 'json' && given !== 'table') throw new UsageError(`--write-out must be simple, json or table, not "${given}"`);
+    format = given;
+  });
+  return { file: onlyFile(files, 'status'), format };
+}
+
+/**
+ * Walks argv: positional arguments are returned, each flag goes to onFlag with its `=value` (if
+ * any) and next(), which takes the following argument as its value.
+ */
+function scanArgs(argv: readonly string[], onFlag: (name: string, inline: string | undefined, next: () => string) => void): string[] {
+  const positional: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] ?? '';
     if (!arg.startsWith('-')) {
-      files.push(arg);
+      positional.push(arg);
       continue;
     }
     const { name, value } = splitFlag(arg);
-    if (name !== 'write-out' && name !== 'w') throw new UsageError(`unknown flag for snapshot status: --${name}`);
-    const given = value ?? argv[++i];
-    if (given !== 'simple' && given !== 'json' && given !== 'table') throw new UsageError(`--write-out must be simple, json or table, not "${given ?? ''}"`);
-    format = given;
+    onFlag(name, value, () => {
+      const given = argv[++i];
+      if (given === undefined) throw new UsageError(`flag needs an argument: --${name}`);
+      return given;
+    });
   }
-  return { file: onlyFile(files, 'status'), format };
+  return positional;
 }
 
 function splitFlag(arg: string): { name: string; value: string | undefined } {
