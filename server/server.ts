@@ -17,6 +17,7 @@ import { createRaftLog, openRaftLog, walDirectory } from './storage/raft-wal.js'
 import type { Wal, WalState } from './storage/wal.js';
 import { rm } from 'node:fs/promises';
 import { MemberSnapshots } from './node/snapshots.js';
+import { openBackup } from './node/backup.js';
 import { Compactor } from './mvcc/compactor.js';
 import { hashLevel } from './mvcc/backend.js';
 import { GavelError } from './errors.js';
@@ -241,6 +242,18 @@ export class Member {
       diskSizeBytes: () => storage.diskSizeBytes(),
       compactionFinished: (revision) => compactor.whenFinished(revision),
       hashKv: (revision) => hashStore(storage, machine, revision),
+      openBackup: async (chunkBytes, signal) => {
+        const started = performance.now();
+        const backup = await openBackup(storage, machine, chunkBytes, signal);
+        let observed = false;
+        const close = async (): Promise<void> => {
+          await backup.close();
+          if (observed) return;
+          observed = true;
+          metrics.backendSnapshot.observe((performance.now() - started) / 1000);
+        };
+        return { ...backup, close };
+      },
     };
     const coordinatorStats = new CoordinatorStats(() => machine.coordinator);
     metrics.locks.attachCoordinator(coordinatorStats);
