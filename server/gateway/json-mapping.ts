@@ -16,7 +16,7 @@
  * A value of the wrong kind is a JsonMappingError carrying Go's wording.
  */
 import type protobuf from 'protobufjs';
-import { JsonNumber, type JsonValue } from './json-reader.js';
+import { JsonNumber, JsonSyntaxError, readJsonValue, skipWhitespace, type JsonValue } from './json-reader.js';
 
 export class JsonMappingError extends Error {}
 
@@ -107,15 +107,16 @@ function fieldFromJson(field: protobuf.Field, value: JsonValue): unknown {
   throw new JsonMappingError(`unsupported field type ${field.type}`);
 }
 
-/** An integer given as a JSON number or a decimal string; kept as decimal text. */
+/**
+ * An integer given as a JSON number or a string holding one; kept as decimal text. jsonpb reads
+ * the string's contents as JSON, so its errors are the JSON reader's ("unexpected end of JSON input").
+ */
 function integerFromJson(value: JsonValue, protoType: string, long: boolean): string {
-  const text = value instanceof JsonNumber ? value.text : typeof value === 'string' ? value : undefined;
   const goType = GO_TYPES[protoType] ?? protoType;
-  if (text === undefined) throw mismatch(value, goType);
-  if (!/^-?\d+$/.test(text)) {
-    const shown = value instanceof JsonNumber ? `number ${text}` : `string`;
-    throw new JsonMappingError(`json: cannot unmarshal ${shown} into Go value of type ${goType}`);
-  }
+  const number = typeof value === 'string' ? numberInString(value, goType) : value;
+  if (!(number instanceof JsonNumber)) throw mismatch(value, goType);
+  const text = number.text;
+  if (!/^-?\d+$/.test(text)) throw new JsonMappingError(`json: cannot unmarshal number ${text} into Go value of type ${goType}`);
   const unsigned = protoType.startsWith('u') || protoType.startsWith('fixed');
   const bits = long ? 64n : 32n;
   const n = BigInt(text);
@@ -128,11 +129,33 @@ function integerFromJson(value: JsonValue, protoType: string, long: boolean): st
 function enumFromJson(type: protobuf.Enum, value: JsonValue): number {
   if (typeof value === 'string') {
     const number = type.values[value];
-    if (number === undefined) throw new JsonMappingError(`unknown value ${JSON.stringify(value)} for enum ${type.fullName.replace(/^\./, '').replace(/\.(?=[^.]*$)/, '_')}`);
+    if (number === undefined) throw new JsonMappingError(`unknown value ${JSON.stringify(value)} for enum ${goEnumName(type)}`);
     return number;
   }
   if (value instanceof JsonNumber && /^-?\d+$/.test(value.text)) return Number(integerFromJson(value, 'int32', false));
   throw mismatch(value, type.name);
+}
+
+function numberInString(text: string, goType: string): JsonValue {
+  if (skipWhitespace(text, 0) >= text.length) throw new JsonMappingError('unexpected end of JSON input');
+  try {
+    const { value, end } = readJsonValue(text, 0, true);
+    if (skipWhitespace(text, end) < text.length) throw new JsonMappingError(`invalid character ${JSON.stringify(text.charAt(skipWhitespace(text, end))).replace(/^"|"$/g, "'")} after top-level value`);
+    return value;
+  } catch (error) {
+    if (error instanceof JsonSyntaxError) throw new JsonMappingError(error.message === 'unexpected EOF' ? 'unexpected end of JSON input' : error.message);
+    if (error instanceof JsonMappingError) throw error;
+    throw new JsonMappingError(`json: cannot unmarshal string into Go value of type ${goType}`);
+  }
+}
+
+/** Go's name of an enum type: nested ones are Parent_Enum (etcdserverpb.Compare_CompareTarget). */
+function goEnumName(type: protobuf.Enum): string {
+  const parent = type.parent;
+  if (parent !== null && 'fieldsArray' in parent) {
+    return `${goEnumName(parent as unknown as protobuf.Enum)}_${type.name}`;
+  }
+  return type.fullName.replace(/^\./, '');
 }
 
 /** Standard base64 with padding, as Go's encoding/json reads []byte (line breaks skipped). */
