@@ -96,6 +96,9 @@ export interface JsonStream {
   next(timeoutMs?: number): Promise<Record<string, unknown> | undefined>;
   /** Sends more of the request body (for bidi streams opened with `keepOpen`). */
   write(value: unknown): void;
+  /** Stops reading the answer (a slow client: TCP fills up, the server sees write() false) and starts again. */
+  pause(): void;
+  resume(): void;
   /** Drops the connection (the client disconnects). */
   close(): void;
 }
@@ -110,9 +113,11 @@ export function openStream(url: string, first: unknown, options: { keepOpen?: bo
   const wake = (): void => {
     for (const w of waiters.splice(0)) w();
   };
+  let response: IncomingMessage | undefined;
   let resolveStatus: (n: number) => void = () => undefined;
   const status = new Promise<number>((resolve) => (resolveStatus = resolve));
   const req = httpRequest(url, { method: 'POST', headers: { 'Content-Type': 'application/json', ...options.headers } }, (res) => {
+    response = res;
     resolveStatus(res.statusCode ?? 0);
     res.setEncoding('utf8');
     res.on('data', (chunk: string) => {
@@ -160,6 +165,12 @@ export function openStream(url: string, first: unknown, options: { keepOpen?: bo
     },
     write(value) {
       req.write(typeof value === 'string' ? value : JSON.stringify(value));
+    },
+    pause() {
+      response?.pause();
+    },
+    resume() {
+      response?.resume();
     },
     close() {
       req.destroy();

@@ -192,3 +192,96 @@ describe('JSON gateway: watch', () => {
     watch.close();
   });
 });
+
+describe('JSON gateway: locks and elections', () => {
+  it('locks and unlocks; a waiter whose client disconnects gives its place up', async () => {
+    const lease = String((await call(gw.url, '/v3/lease/grant', { TTL: 30 }))['ID']);
+    const held = await call(gw.url, '/v3/lock/lock', { name: b64('gw-lock'), lease });
+    const key = unb64(held['key']);
+    expect(key).toBe(`gw-lock/${BigInt(lease).toString(16)}`);
+
+    // A second session waits behind the holder; its HTTP client gives up.
+    const other = String((await call(gw.url, '/v3/lease/grant', { TTL: 30 }))['ID']);
+    const waiter = openStream(`${gw.url}/v3/lock/lock`, { name: b64('gw-lock'), lease: other });
+    const keys = async (): Promise<number> => {
+      const range = await call(gw.url, '/v3/kv/range', { key: b64('gw-lock/'), range_end: b64('gw-lock0'), count_only: true });
+      return Number(range['count'] ?? 0);
+    };
+    await until(async () => (await keys()) === 2);
+    waiter.close();
+    await until(async () => (await keys()) === 1);
+
+    await call(gw.url, '/v3/lock/unlock', { key: held['key'] });
+    expect(await keys()).toBe(0);
+  });
+
+  it('campaigns, proclaims, observes, reads the leader and resigns', async () => {
+    const lease = String((await call(gw.url, '/v3/lease/grant', { TTL: 30 }))['ID']);
+    const observe = openStream(`${gw.url}/v3/election/observe`, { name: b64('gw-el') });
+    const campaign = await call(gw.url, '/v3/election/campaign', { name: b64('gw-el'), lease, value: b64('v1') });
+    const leader = campaign['leader'] as Record<string, string>;
+    expect(Object.keys(leader)).toEqual(['name', 'key', 'rev', 'lease']);
+    expect([unb64(leader['name']), leader['lease']]).toEqual(['gw-el', lease]);
+
+    await call(gw.url, '/v3/election/proclaim', { leader, value: b64('v2') });
+    const current = await call(gw.url, '/v3/election/leader', { name: b64('gw-el') });
+    expect(unb64((current['kv'] as Record<string, string>)['value'])).toBe('v2');
+
+    const seen: string[] = [];
+    while (!seen.includes('v2')) {
+      const message = (await observe.next())?.['result'] as Record<string, Record<string, string>> | undefined;
+      if (message === undefined) throw new Error('observe ended');
+      seen.push(unb64(message['kv']?.['value']));
+    }
+    expect(seen).toEqual(['v1', 'v2']);
+    observe.close();
+
+    await call(gw.url, '/v3/election/resign', { leader });
+    const none = await post(`${gw.url}/v3/election/leader`, { name: b64('gw-el') });
+    expect([none.status, JSON.parse(none.body)]).toEqual([500, { error: 'election: no leader', message: 'election: no leader', code: 2 }]);
+  });
+});
+
+describe('JSON gateway: cluster, maintenance and the /v3alpha/ alias', () => {
+  it('lists members with their client URLs (Patroni reads clientURLs) and reports status', async () => {
+    const list = await call(gw.url, '/v3/cluster/member/list', {});
+    const members = list['members'] as Record<string, unknown>[];
+    expect(members.length).toBe(1);
+    expect(Object.keys(members[0] ?? {})).toEqual(['ID', 'name', 'peerURLs', 'clientURLs']);
+    const status = await call(gw.url, '/v3/maintenance/status', {});
+    expect(Object.keys(status).slice(0, 3)).toEqual(['header', 'version', 'dbSize']);
+  });
+
+  it.skipIf(process.env['GAVEL_TARGET'] === 'etcd')('serves /v3alpha/ as an alias (etcd 3.2 prefix; etcd 3.4 itself answers 404 there)', async () => {
+    const alpha = await call(gw.url, '/v3alpha/kv/range', { key: b64('gw/b') });
+    expect(alpha['count']).toBe('1');
+  });
+});
+
+describe('JSON gateway: back-pressure', () => {
+  it('a watcher that stops reading gets every event, in order, once it reads again', async () => {
+    const count = 120;
+    const value = Buffer.alloc(100_000, 97).toString('base64');
+    const watch = openStream(`${gw.url}/v3/watch`, { create_request: { key: b64('gw/bp') } });
+    expect(((await watch.next())?.['result'] as Record<string, unknown>)['created']).toBe(true);
+    watch.pause();
+    for (let i = 0; i < count; i++) await call(gw.url, '/v3/kv/put', { key: b64('gw/bp'), value });
+    watch.resume();
+    const versions: string[] = [];
+    while (versions.length < count) {
+      const message = (await watch.next())?.['result'] as Record<string, unknown> | undefined;
+      if (message === undefined) throw new Error('watch ended');
+      for (const event of (message['events'] as Record<string, Record<string, string>>[] | undefined) ?? []) versions.push(event['kv']?.['version'] ?? '');
+    }
+    expect(versions).toEqual(Array.from({ length: count }, (_, i) => String(i + 1)));
+    watch.close();
+  });
+});
+
+async function until(probe: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await probe())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
