@@ -23,6 +23,9 @@ import { CALL_HEADERS, callError, type GatewayCall } from './call.js';
 import { JsonValueStream, type ValuesRead } from './request-body.js';
 import type { JsonValue } from './json-reader.js';
 
+/** A stream that ends before its first message had no gRPC headers to forward (etcd's answer has none). */
+const NO_MESSAGE_HEADERS = { 'Content-Type': 'application/json' } as const;
+
 /** Streams whose request side ending does not end the call (see above). */
 const OUTLIVES_REQUESTS = new Set(['etcdserverpb.Watch/Watch']);
 
@@ -140,7 +143,7 @@ class Relay {
   private fail(status: GatewayStatus): void {
     if (this.done) return;
     const { res } = this.call;
-    if (!res.headersSent) res.writeHead(httpStatusOf(status.code), CALL_HEADERS);
+    if (!res.headersSent) res.writeHead(httpStatusOf(status.code), NO_MESSAGE_HEADERS);
     res.end(streamErrorChunk(status));
     this.finish();
   }
@@ -148,7 +151,7 @@ class Relay {
   private end(): void {
     if (this.done) return;
     const { res } = this.call;
-    if (!res.headersSent) res.writeHead(200, CALL_HEADERS);
+    if (!res.headersSent) res.writeHead(200, NO_MESSAGE_HEADERS);
     res.end();
     this.finish();
   }
