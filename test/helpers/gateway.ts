@@ -40,7 +40,10 @@ export async function startGatewayEndpoint(name: string, args: string[] = []): P
   if (parsed.kind !== 'run') throw new Error('unexpected parse result');
   const member = await GavelMember.start(parsed.config, silentLogger);
   const server: Server = createServer((req, res) => {
-    if (!member.gatewayHandler(req, res)) res.writeHead(404).end('404 page not found\n');
+    if (member.gatewayHandler(req, res)) return;
+    // Stands in for the client port's /version (served there by the port's HTTP side): Patroni reads it first.
+    if (req.url === '/version') res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"etcdserver":"3.4.0","etcdcluster":"3.4.0"}');
+    else res.writeHead(404).end('404 page not found\n');
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();
