@@ -21,7 +21,7 @@ import { CALL_HEADERS, callError, decodeError, type GatewayCall } from './call.j
 import { JsonSyntaxError } from './json-reader.js';
 import { JsonMappingError } from './json-mapping.js';
 import { methodCodec } from './method-codec.js';
-import { BodyTooLarge, firstJsonValue, readBody } from './request-body.js';
+import { BodyTooLarge, ClientGone, firstJsonValue, readBody } from './request-body.js';
 import { gatewayPath, routeOf } from './routes.js';
 import { relayStream } from './stream-relay.js';
 
@@ -52,7 +52,7 @@ export function createGateway(options: GatewayOptions): GatewayHandler {
   const channel = new InProcessChannel(options.services);
   const bodyLimit = options.maxMessageBytes * BODY_TO_MESSAGE_RATIO;
   return (req, res) => {
-    const path = gatewayPath(new URL(req.url ?? '/', 'http://gateway').pathname);
+    const path = gatewayPath(pathnameOf(req.url));
     if (path === undefined) return false;
     for (const [name, value] of Object.entries(CORS_HEADERS)) res.setHeader(name, value);
     if (req.method === 'OPTIONS') {
@@ -71,12 +71,22 @@ export function createGateway(options: GatewayOptions): GatewayHandler {
     const call: GatewayCall = { req, res, route, codec: methodCodec(route), channel: channel.withMetadata(metadataOf(req)), maxMessageBytes: options.maxMessageBytes, bodyLimit };
     const served = route.kind === 'bidi' ? relayStream(call, undefined) : serveWithBody(call);
     served.catch((error: unknown) => {
+      if (error instanceof ClientGone) return;
       options.logger?.warn('gateway call failed', { path, error: String(error) });
       if (!res.headersSent) callError(res, statusOf(error));
       else res.destroy();
     });
     return true;
   };
+}
+
+/** The path of a request target ('/v3/kv/range?x=1' → '/v3/kv/range'); '' when it is not one. */
+function pathnameOf(target: string | undefined): string {
+  try {
+    return new URL(target ?? '/', 'http://gateway').pathname;
+  } catch {
+    return '';
+  }
 }
 
 /** A unary call or a server stream: the whole body is the one request. */

@@ -14,7 +14,14 @@ export class BodyTooLarge extends Error {
   }
 }
 
-/** Reads the whole body; rejects with BodyTooLarge past `limitBytes` (and stops reading). */
+/** The client went away before its body ended: there is no one to answer. */
+export class ClientGone extends Error {
+  constructor() {
+    super('client disconnected before the request body ended');
+  }
+}
+
+/** Reads the whole body; rejects with BodyTooLarge past `limitBytes` (and stops reading), ClientGone on a disconnect. */
 export function readBody(req: IncomingMessage, limitBytes: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -31,7 +38,10 @@ export function readBody(req: IncomingMessage, limitBytes: number): Promise<Buff
     };
     req.on('data', onData);
     req.once('end', () => resolve(Buffer.concat(chunks)));
-    req.once('error', reject);
+    req.once('error', () => reject(new ClientGone()));
+    req.once('close', () => {
+      if (!req.complete) reject(new ClientGone());
+    });
   });
 }
 

@@ -160,6 +160,12 @@ class Relay {
     if (this.done) return;
     this.done = true;
     this.reading = false;
+    // Whatever the client still sends is read and dropped, so the connection can serve its next request.
+    const { req } = this.call;
+    if (!req.complete) {
+      req.removeAllListeners('data');
+      req.resume();
+    }
     this.resolve();
   }
 }
