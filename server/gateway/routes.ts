@@ -6,6 +6,8 @@
  *   - Hash and HashKV are both annotated `/v3/maintenance/hash`; etcd's mux serves Hash there
  *     (checked against etcd 3.4.23), so HashKV has no path.
  *   - The lease calls other than grant and keep-alive also answer under `/v3/kv/lease/...`.
+ * Two paths are etcd 3.5's (gavel reports API 3.5 in Status): `/v3/auth/status` and
+ * `/v3/maintenance/downgrade`.
  * `/v3beta/` is etcd's own alias (its access controller rewrites it); `/v3alpha/` is the 3.2
  * prefix that older tools (Patroni before it reads /version) still try, served here as well.
  */
@@ -46,8 +48,10 @@ const ROUTES: readonly (readonly [string, ServiceName, string, RouteKind?])[] = 
   ['maintenance/hash', 'etcdserverpb.Maintenance', 'Hash'],
   ['maintenance/snapshot', 'etcdserverpb.Maintenance', 'Snapshot', 'server'],
   ['maintenance/transfer-leadership', 'etcdserverpb.Maintenance', 'MoveLeader'],
+  ['maintenance/downgrade', 'etcdserverpb.Maintenance', 'Downgrade'],
   ['auth/enable', 'etcdserverpb.Auth', 'AuthEnable'],
   ['auth/disable', 'etcdserverpb.Auth', 'AuthDisable'],
+  ['auth/status', 'etcdserverpb.Auth', 'AuthStatus'],
   ['auth/authenticate', 'etcdserverpb.Auth', 'Authenticate'],
   ['auth/user/add', 'etcdserverpb.Auth', 'UserAdd'],
   ['auth/user/get', 'etcdserverpb.Auth', 'UserGet'],
