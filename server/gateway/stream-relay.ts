@@ -20,7 +20,7 @@ import type { ChannelStream } from '../../client/channel.js';
 import * as grpc from '@grpc/grpc-js';
 import { errorBody, httpStatusOf, statusOf, streamErrorChunk, tooLarge, type GatewayStatus } from './errors.js';
 import { CALL_HEADERS, callError, type GatewayCall } from './call.js';
-import { JsonValueStream, type ValuesRead } from './request-body.js';
+import { BodyTooLarge, JsonValueStream, type ValuesRead } from './request-body.js';
 import type { JsonValue } from './json-reader.js';
 
 /** A stream that ends before its first message had no gRPC headers to forward (etcd's answer has none). */
@@ -107,6 +107,12 @@ class Relay {
   private stopReading(error: Error): void {
     this.reading = false;
     this.call.req.pause();
+    if (error instanceof BodyTooLarge) {
+      // Over gRPC's limit whole or not: the server would refuse it and end the call.
+      this.stream.cancel();
+      this.fail(tooLarge(error.bytes, this.call.maxMessageBytes));
+      return;
+    }
     if (this.sentRequests > 0) {
       this.halfClose();
       return;

@@ -285,3 +285,15 @@ async function until(probe: () => Promise<boolean>, timeoutMs = 10_000): Promise
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
+
+describe('JSON gateway: stream limits', () => {
+  // etcd 3.4 answers the same bytes to curl (checked by hand); to this Node client's 3 MB body its Go server does not answer in time.
+  it.skipIf(process.env['GAVEL_TARGET'] === 'etcd')('ends a stream whose request is over the gRPC limit with an error chunk', async () => {
+    const value = Buffer.alloc(2_200_000, 120).toString('base64');
+    const first = `{"create_request":{"key":"${b64('gw/l')}"}}`;
+    const watch = openStream(`${gw.url}/v3/watch`, `${first}{"create_request":{"key":"${value}"}}`);
+    expect(((await watch.next())?.['result'] as Record<string, unknown>)['created']).toBe(true);
+    const end = await watch.next();
+    expect(end).toEqual({ error: { grpc_code: 8, http_code: 429, message: 'grpc: received message larger than max (2200010 vs. 2097152)', http_status: 'Too Many Requests' } });
+  });
+});
