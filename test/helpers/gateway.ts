@@ -35,6 +35,8 @@ export async function startGatewayEndpoint(name: string, args: string[] = []): P
     '--listen-client-urls', 'http://127.0.0.1:0', '--advertise-client-urls', 'http://127.0.0.1:0',
     '--listen-peer-urls', `http://127.0.0.1:${peerPort}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peerPort}`,
     '--initial-cluster', `${name}=http://127.0.0.1:${peerPort}`,
+    // Its own metrics port (0): the default 127.0.0.1:2381 is shared by every member on the host.
+    '--listen-metrics-urls', 'http://127.0.0.1:0',
     ...args,
   ]);
   if (parsed.kind !== 'run') throw new Error('unexpected parse result');

@@ -66,7 +66,8 @@ describe('JSON gateway: KV', () => {
   });
 
   it('answers under the /v3beta/ alias, and a 404 or 405 as etcd mux does for other paths and methods', async () => {
-    const beta = await call(gw.url, '/v3beta/kv/range', { key: b64('gw/b') });
+    await call(gw.url, '/v3beta/kv/put', { key: b64('gw/alias'), value: b64('1') });
+    const beta = await call(gw.url, '/v3beta/kv/range', { key: b64('gw/alias') });
     expect(beta['count']).toBe('1');
     const unknown = await post(`${gw.url}/v3/kv/nothing`, {});
     expect([unknown.status, unknown.body]).toEqual([404, 'Not Found\n']);
@@ -74,6 +75,9 @@ describe('JSON gateway: KV', () => {
       void fetch(`${gw.url}/v3/kv/range`).then((r) => resolve(r.status), reject);
     });
     expect(get).toBe(405);
+    // Browsers' preflight: etcd answers 200 with its CORS headers (--cors defaults to "*").
+    const preflight = await fetch(`${gw.url}/v3/kv/range`, { method: 'OPTIONS' });
+    expect([preflight.status, preflight.headers.get('access-control-allow-origin'), preflight.headers.get('access-control-allow-headers')]).toEqual([200, '*', 'accept, content-type, authorization']);
   });
 
   it('answers errors with the gRPC code, etcd message and grpc-gateway HTTP status', async () => {
@@ -253,7 +257,8 @@ describe('JSON gateway: cluster, maintenance and the /v3alpha/ alias', () => {
   });
 
   it.skipIf(process.env['GAVEL_TARGET'] === 'etcd')('serves /v3alpha/ as an alias (etcd 3.2 prefix; etcd 3.4 itself answers 404 there)', async () => {
-    const alpha = await call(gw.url, '/v3alpha/kv/range', { key: b64('gw/b') });
+    await call(gw.url, '/v3alpha/kv/put', { key: b64('gw/alpha'), value: b64('1') });
+    const alpha = await call(gw.url, '/v3alpha/kv/range', { key: b64('gw/alpha') });
     expect(alpha['count']).toBe('1');
   });
 });
