@@ -17,6 +17,8 @@ export interface GatewayCall {
   readonly channel: InProcessChannel;
   readonly maxMessageBytes: number;
   readonly bodyLimit: number;
+  /** From the Grpc-Timeout header: the unary call's deadline, in ms from its start. */
+  readonly timeoutMs: number | undefined;
 }
 
 /**
@@ -31,7 +33,7 @@ export function callError(res: ServerResponse, status: GatewayStatus): void {
   res.end();
 }
 
-/** A request the gateway could not decode: no call was made, so no trailer. */
+/** An error with no gRPC call status behind it (a request that did not decode, a deadline the gateway saw pass): no trailer. */
 export function decodeError(res: ServerResponse, status: GatewayStatus): void {
   const body = errorBody(status);
   res.writeHead(httpStatusOf(status.code), { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) }).end(body);

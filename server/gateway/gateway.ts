@@ -68,7 +68,12 @@ export function createGateway(options: GatewayOptions): GatewayHandler {
       plainError(res, 405, 'Method Not Allowed');
       return true;
     }
-    const call: GatewayCall = { req, res, route, codec: methodCodec(route), channel: channel.withMetadata(metadataOf(req)), maxMessageBytes: options.maxMessageBytes, bodyLimit };
+    const timeoutMs = grpcTimeoutOf(req);
+    if (timeoutMs === 'invalid') {
+      decodeError(res, { code: grpc.status.INVALID_ARGUMENT, message: `invalid grpc-timeout: ${String(req.headers['grpc-timeout'])}` });
+      return true;
+    }
+    const call: GatewayCall = { req, res, route, codec: methodCodec(route), channel: channel.withMetadata(metadataOf(req)), maxMessageBytes: options.maxMessageBytes, bodyLimit, timeoutMs };
     const served = route.kind === 'bidi' ? relayStream(call, undefined) : serveWithBody(call);
     served.catch((error: unknown) => {
       if (error instanceof ClientGone) return;
@@ -124,15 +129,34 @@ async function serveUnary(call: GatewayCall, request: Record<string, unknown>): 
   const { res, route, codec } = call;
   const abort = abortOnDisconnect(res);
   try {
-    const response = await call.channel.unary(route.service, route.method, request, { signal: abort.signal });
+    const deadline = call.timeoutMs === undefined ? undefined : Date.now() + call.timeoutMs;
+    const response = await call.channel.unary(route.service, route.method, request, { signal: abort.signal, deadline });
     if (abort.signal.aborted) return;
     const body = codec.response(response);
     res.writeHead(200, { ...CALL_HEADERS, 'Content-Length': Buffer.byteLength(body) }).end(body);
   } catch (error) {
-    if (!abort.signal.aborted) callError(res, statusOf(error));
+    if (abort.signal.aborted) return;
+    const status = statusOf(error);
+    // The gateway is the gRPC client whose deadline passed: grpc-go words it so, and no call status (no trailer) came back.
+    if (status.code === grpc.status.DEADLINE_EXCEEDED) decodeError(res, { code: status.code, message: 'context deadline exceeded' });
+    else callError(res, status);
   } finally {
     abort.dispose();
   }
+}
+
+const TIMEOUT_UNITS_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 };
+
+/**
+ * The Grpc-Timeout header (gRPC's format: up to 8 digits and a unit), which grpc-gateway turns
+ * into the call's deadline; unary calls only here. Undefined without one.
+ */
+export function grpcTimeoutOf(req: IncomingMessage): number | undefined | 'invalid' {
+  const value = req.headers['grpc-timeout'];
+  if (value === undefined) return undefined;
+  const match = /^(\d{1,8})([HMSmun])$/.exec(String(value));
+  if (match === null) return 'invalid';
+  return Number(match[1]) * (TIMEOUT_UNITS_MS[match[2] ?? 'S'] ?? 1000);
 }
 
 /** An AbortController fired when the client goes away before its answer is written. */

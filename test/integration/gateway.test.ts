@@ -215,6 +215,13 @@ describe('JSON gateway: locks and elections', () => {
     waiter.close();
     await until(async () => (await keys()) === 1);
 
+    // Grpc-Timeout bounds a call: the waiter's deadline passes (504, grpc-go's words) and it gives its place up too.
+    const timedOut = await post(`${gw.url}/v3/lock/lock`, { name: b64('gw-lock'), lease: other }, { 'Grpc-Timeout': '300m' });
+    expect([timedOut.status, timedOut.body]).toEqual([504, '{"error":"context deadline exceeded","message":"context deadline exceeded","code":4}']);
+    await until(async () => (await keys()) === 1);
+    const badTimeout = await post(`${gw.url}/v3/kv/range`, { key: b64('x') }, { 'Grpc-Timeout': 'abc' });
+    expect([badTimeout.status, JSON.parse(badTimeout.body).message]).toEqual([400, 'invalid grpc-timeout: abc']);
+
     await call(gw.url, '/v3/lock/unlock', { key: held['key'] });
     expect(await keys()).toBe(0);
   });
