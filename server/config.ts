@@ -311,6 +311,11 @@ export function helpText(): string {
     '  lost disk loses every holder and queue. KV, Watch, Lock, Election, Cluster and Maintenance',
     '  answer UNIMPLEMENTED. Use a 3-member cluster when the lock service must survive a crash.',
     '',
+    'Backups (take one with: etcdctl snapshot save FILE):',
+    '  gavel snapshot restore FILE --name ... --initial-cluster ... --initial-advertise-peer-urls ... --data-dir ...',
+    '  gavel snapshot status FILE [-w simple|json|table]',
+    '  (gavel snapshot --help for the restore flags)',
+    '',
     'Flags:',
   ];
   const defaults = defaultConfig();

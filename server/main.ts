@@ -1,10 +1,14 @@
 #!/usr/bin/env node
-/** The `gavel` command: parse etcd-style flags, run one member (or, with --mode central, the central coordinator) until SIGTERM/SIGINT. */
+/**
+ * The `gavel` command: parse etcd-style flags, run one member (or, with --mode central, the central
+ * coordinator) until SIGTERM/SIGINT; or `gavel snapshot restore|status`, the backup commands.
+ */
 import { readFileSync } from 'node:fs';
 import { helpText, parseArgs, UsageError } from './config.js';
 import { createLogger } from './log.js';
 import { Member } from './server.js';
 import { CentralCoordinator } from './central/central-server.js';
+import { runSnapshotCommand } from './restore/cli.js';
 
 function packageVersion(): string {
   try {
@@ -16,6 +20,13 @@ function packageVersion(): string {
 }
 
 async function main(argv: readonly string[]): Promise<number> {
+  // `gavel snapshot restore|status ...`: the backup commands, not a member (server/restore/).
+  if (argv[0] === 'snapshot') {
+    return runSnapshotCommand(argv.slice(1), {
+      out: (text) => process.stdout.write(`${text}\n`),
+      err: (text) => process.stderr.write(`${text}\n`),
+    });
+  }
   let parsed;
   try {
     parsed = parseArgs(argv);

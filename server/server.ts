@@ -17,6 +17,7 @@ import { createRaftLog, openRaftLog, walDirectory } from './storage/raft-wal.js'
 import type { Wal, WalState } from './storage/wal.js';
 import { rm } from 'node:fs/promises';
 import { MemberSnapshots } from './node/snapshots.js';
+import { openBackup } from './node/backup.js';
 import { Compactor } from './mvcc/compactor.js';
 import { hashLevel } from './mvcc/backend.js';
 import { GavelError } from './errors.js';
@@ -51,6 +52,7 @@ import { AutoCompactor } from './node/auto-compactor.js';
 import { DiskSizeCache, logQuota, QuotaGuard, withQuota } from './api/quota.js';
 import { effectiveQuotaBytes, MAX_SUGGESTED_QUOTA_BYTES } from './alarm/quota.js';
 import { afterInputTurn, LEASE_CHECKPOINT_ROUND_MS, LEASE_EXPIRY_ROUND_MS, LeaseDuties } from './lease/leader-duties.js';
+import { createGateway, type GatewayHandler } from './gateway/gateway.js';
 
 /** gRPC may carry a little more than a request's payload (etcd allows 512 KiB of overhead). */
 const GRPC_OVERHEAD_BYTES = 512 * 1024;
@@ -75,6 +77,8 @@ export class Member {
   coordinatorStats!: CoordinatorStats;
   /** --auto-compaction-*: undefined when off. */
   private autoCompactor: AutoCompactor | undefined;
+  /** The JSON gateway (/v3/...) over this member's services, for the client port's HTTP/1.1 side. */
+  gatewayHandler!: GatewayHandler;
 
   private constructor(
     readonly config: Config,
@@ -241,10 +245,22 @@ export class Member {
       diskSizeBytes: () => storage.diskSizeBytes(),
       compactionFinished: (revision) => compactor.whenFinished(revision),
       hashKv: (revision) => hashStore(storage, machine, revision),
+      openBackup: async (chunkBytes, signal) => {
+        const started = performance.now();
+        const backup = await openBackup(storage, machine, chunkBytes, signal);
+        let observed = false;
+        const close = async (): Promise<void> => {
+          await backup.close();
+          if (observed) return;
+          observed = true;
+          metrics.backendSnapshot.observe((performance.now() - started) / 1000);
+        };
+        return { ...backup, close };
+      },
     };
     const coordinatorStats = new CoordinatorStats(() => machine.coordinator);
     metrics.locks.attachCoordinator(coordinatorStats);
-    addServices(grpcServer, ctx, metrics, coordinatorStats, new QuotaGuard(ctx, diskSize, quotaBytes));
+    const services = addServices(grpcServer, ctx, metrics, coordinatorStats, new QuotaGuard(ctx, diskSize, quotaBytes));
     const addresses = await bindAll(grpcServer, config, tls.client);
     const clientUrls = config.advertiseClientUrls.map((url, i) => withPort(url, addresses[i] ?? addresses[0] ?? ''));
     const startCommit = node.status().commitIndex;
@@ -265,6 +281,7 @@ export class Member {
     const member = new Member(config, logger, storage, machine, node, transport, watchHub, grpcServer, addresses, clientUrls, http.servers, metrics, compactor, snapshots, wal);
     memberRef = member;
     member.coordinatorStats = coordinatorStats;
+    member.gatewayHandler = createGateway({ services, maxMessageBytes: config.maxRequestBytes + GRPC_OVERHEAD_BYTES, logger: logger.child({ component: 'gateway' }) });
     member.autoCompactor = createAutoCompactor(config, machine, node, logger, clock);
     node.start();
     member.startLoops();
@@ -398,7 +415,8 @@ function createAutoCompactor(config: Config, machine: StateMachine, node: RaftNo
   });
 }
 
-function addServices(server: grpc.Server, ctx: ApiContext, metrics: MemberMetrics, coordinatorStats: CoordinatorStats, quota: QuotaGuard): void {
+/** Adds every service to the gRPC server; returns them as served (instrumented), for the JSON gateway. */
+function addServices(server: grpc.Server, ctx: ApiContext, metrics: MemberMetrics, coordinatorStats: CoordinatorStats, quota: QuotaGuard): Map<ServiceName, grpc.UntypedServiceImplementation> {
   // Put, Txn and LeaseGrant pass the space quota first (etcd's quotaKVServer, quotaLeaseServer).
   const core = new Map<ServiceName, grpc.UntypedServiceImplementation>([
     ['etcdserverpb.KV', withQuota(kvService(ctx), quota)],
@@ -412,17 +430,21 @@ function addServices(server: grpc.Server, ctx: ApiContext, metrics: MemberMetric
   const channel = new InProcessChannel(core);
   const local = new Client({ channel });
   const clients = (caller: string | undefined): Client => (caller === undefined ? local : new Client({ channel: channel.as(caller) }));
-  const services: [string, grpc.UntypedServiceImplementation][] = [
+  const services: [ServiceName, grpc.UntypedServiceImplementation][] = [
     ...core,
     ['v3lockpb.Lock', lockService(ctx, clients)],
     ['v3electionpb.Election', electionService(ctx, clients)],
     ['etcdserverpb.Auth', authService(ctx)],
     ['gavel.v1.Coordinator', coordinatorService(ctx, coordinatorStats)],
   ];
+  const served = new Map<ServiceName, grpc.UntypedServiceImplementation>();
   for (const [name, implementation] of services) {
     const definition = serviceDefinition(name);
-    server.addService(definition, instrumentService(definition, implementation, metrics));
+    const instrumented = instrumentService(definition, implementation, metrics);
+    server.addService(definition, instrumented);
+    served.set(name, instrumented);
   }
+  return served;
 }
 
 /** Attempts at HashKV when compactions keep changing what it counts. */

@@ -4,7 +4,8 @@
  *
  *   1. a call made in-process by this member's Lock or Election service carries the user of the
  *      client that called those services (so the recipes' KV operations are the caller's own);
- *   2. else the `token` metadata, as etcd clients send it: a simple token from Authenticate
+ *   2. else the `token` metadata, as etcd clients send it, or `authorization`, as etcd's JSON
+ *      gateway forwards the HTTP header (etcd reads both): a simple token from Authenticate
  *      (server/auth/tokens.ts); an unknown or expired one is Unauthenticated "invalid auth token",
  *      on which etcdctl and clientv3 authenticate again;
  *   3. else, under --client-cert-auth, the common name of the verified client certificate;
@@ -23,6 +24,8 @@ export const IN_PROCESS_CALLER: unique symbol = Symbol('gavel.inProcessCaller');
 
 /** The metadata key etcd clients put their token in (rpctypes.TokenFieldNameGRPC). */
 export const TOKEN_METADATA_KEY = 'token';
+/** The key the JSON gateway puts the HTTP Authorization header in (rpctypes.TokenFieldNameSwagger). */
+export const AUTHORIZATION_METADATA_KEY = 'authorization';
 
 /** What the resolution reads of a call; grpc-js calls and in-process calls both have it. */
 export interface CallerSource {
@@ -40,7 +43,7 @@ export async function callerOf(ctx: ApiContext, call: CallerSource, signal?: Abo
   if (!ctx.machine.auth.store.enabled) return undefined;
   const inProcess = call[IN_PROCESS_CALLER];
   if (inProcess !== undefined) return inProcess;
-  const token = call.metadata.get(TOKEN_METADATA_KEY)[0];
+  const token = call.metadata.get(TOKEN_METADATA_KEY)[0] ?? call.metadata.get(AUTHORIZATION_METADATA_KEY)[0];
   if (token !== undefined) return tokenUser(ctx, String(token), signal);
   if (ctx.config.clientCertAuth) {
     const commonName = call.getAuthContext?.()?.sslPeerCertificate?.subject?.CN;

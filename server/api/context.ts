@@ -8,6 +8,7 @@ import type { WatchHub } from '../watch/hub.js';
 import type { LockMetrics } from '../metrics/locks.js';
 import type { StreamTally } from './stream-output.js';
 import type { WireHeader } from './wire.js';
+import type { Backup } from '../node/backup.js';
 import { toServiceError } from './status.js';
 import { GavelError } from '../errors.js';
 
@@ -25,6 +26,11 @@ export interface ApiContext {
   readonly hashKv: (revision: number) => Promise<number>;
   /** Resolves once the versions a compaction at revision dropped are deleted from disk (Compact with physical). */
   readonly compactionFinished: (revision: number) => Promise<void>;
+  /**
+   * A backup of this member's state for Maintenance.Snapshot (node/backup.ts), read from level in
+   * chunks of about chunkBytes; absent where there is none to give (central mode).
+   */
+  readonly openBackup?: (chunkBytes: number, signal?: AbortSignal) => Promise<Backup>;
   /** gavel_* coordination metrics (locks, fencing, elections). */
   readonly lockMetrics: LockMetrics;
   /** Where long-lived streams report what they buffer (server/api/stream-output.ts). */

@@ -35,15 +35,15 @@ function status(code: grpc.status, details: string): { code: grpc.status; detail
  * consumer is slow), and 'drain' follows its resume; 'finish' follows end().
  */
 class ServerSide extends EventEmitter {
-  readonly metadata = new grpc.Metadata();
   /** The user of the client whose Lock or Election call made this one (server/api/caller.ts). */
   readonly [IN_PROCESS_CALLER]: string | undefined;
   cancelled = false;
   private clientPaused = false;
   constructor(
     readonly request: unknown,
-    private readonly toClient: { data(message: unknown): void; end(): void; error(e: { code: number; details: string }): void },
+    private readonly toClient: ToClient,
     caller: string | undefined,
+    readonly metadata: grpc.Metadata = new grpc.Metadata(),
   ) {
     super();
     this[IN_PROCESS_CALLER] = caller;
@@ -81,6 +81,24 @@ class ServerSide extends EventEmitter {
   getPeer(): string {
     return 'in-process';
   }
+  /**
+   * The handler's stream output stops (and restarts) reading requests when its client is slow:
+   * told to the client side, which stops sending (the JSON gateway stops reading the HTTP body).
+   */
+  pause(): void {
+    this.toClient.flow?.(true);
+  }
+  resume(): void {
+    this.toClient.flow?.(false);
+  }
+}
+
+interface ToClient {
+  data(message: unknown): void;
+  end(): void;
+  error(e: { code: number; details: string }): void;
+  /** The server stopped (true) or restarted (false) reading requests. */
+  flow?(paused: boolean): void;
 }
 
 export class InProcessChannel implements Channel {
@@ -89,12 +107,14 @@ export class InProcessChannel implements Channel {
   /** Shared by the channel and its views: closing the channel closes them all. */
   private readonly state: { closed: boolean };
   private readonly caller: string | undefined;
+  private readonly metadata: grpc.Metadata | undefined;
   private readonly isView: boolean;
 
-  constructor(services: ReadonlyMap<ServiceName, grpc.UntypedServiceImplementation>, viewOf?: { channel: InProcessChannel; caller: string | undefined }) {
+  constructor(services: ReadonlyMap<ServiceName, grpc.UntypedServiceImplementation>, viewOf?: { channel: InProcessChannel; caller: string | undefined; metadata?: grpc.Metadata }) {
     this.methods = viewOf?.channel.methods ?? new Map<string, Method>();
     this.state = viewOf?.channel.state ?? { closed: false };
     this.caller = viewOf?.caller;
+    this.metadata = viewOf?.metadata;
     this.isView = viewOf !== undefined;
     if (viewOf !== undefined) return;
     for (const [service, implementation] of services) {
@@ -113,6 +133,14 @@ export class InProcessChannel implements Channel {
    */
   as(caller: string | undefined): InProcessChannel {
     return new InProcessChannel(new Map(), { channel: this, caller });
+  }
+
+  /**
+   * This channel with every call carrying `metadata`, as a network call's would (the JSON
+   * gateway's `authorization` header): the handlers resolve the caller from it themselves.
+   */
+  withMetadata(metadata: grpc.Metadata): InProcessChannel {
+    return new InProcessChannel(new Map(), { channel: this, caller: this.caller, metadata });
   }
 
   private method(service: ServiceName, name: string): Method {
@@ -134,7 +162,7 @@ export class InProcessChannel implements Channel {
         if (error !== undefined) reject(error);
         else resolve(responseCopy(method, value));
       };
-      const call = new ServerSide(requestCopy(method, request), { data: () => undefined, end: () => undefined, error: (e) => settle(e) }, this.caller);
+      const call = new ServerSide(requestCopy(method, request), { data: () => undefined, end: () => undefined, error: (e) => settle(e) }, this.caller, this.metadata?.clone());
       const onAbort = (): void => {
         call.cancel();
         settle(status(grpc.status.CANCELLED, 'Cancelled on client'));
@@ -166,7 +194,8 @@ export class InProcessChannel implements Channel {
       data: (message) => deliver('data', responseCopy(method, message)),
       end: () => deliver('end'),
       error: (e) => deliver('error', e),
-    }, this.caller);
+      flow: (paused) => client.emit('flow', paused),
+    }, this.caller, this.metadata?.clone());
     client.write = (message: object) => {
       if (finished || call.cancelled) return;
       const copy = requestCopy(method, message);

@@ -71,9 +71,14 @@ export function leaseService(ctx: ApiContext): grpc.UntypedServiceImplementation
         const response = { header: header(ctx), ID: id.toString(), TTL: String(ttl) };
         if (open) output.write(response, keepAliveBytes(response));
       };
+      // Keep-alives read and not yet answered: a client that half-closes still gets their answers
+      // (etcd answers each request before it reads the end; the JSON gateway half-closes at once).
+      let inFlight = 0;
+      let ending = false;
       call.on('data', (r: WireLeaseIdRequest) => {
         const id = toBigInt(r.ID);
         const answered = output.begin();
+        inFlight++;
         ctx.node
           .renewLease(id)
           .then(
@@ -88,15 +93,24 @@ export function leaseService(ctx: ApiContext): grpc.UntypedServiceImplementation
               }
             },
           )
-          .finally(answered);
+          .finally(() => {
+            answered();
+            inFlight--;
+            if (ending && inFlight === 0) endStream();
+          });
       });
       // The output closes itself when the call finishes or is cancelled.
       const close = (): void => {
         open = false;
       };
-      call.on('end', () => {
+      const endStream = (): void => {
+        if (!open) return;
         close();
         call.end();
+      };
+      call.on('end', () => {
+        ending = true;
+        if (inFlight === 0) endStream();
       });
       call.on('cancelled', close);
       call.on('error', close);

@@ -10,6 +10,7 @@ import { expectResult } from './kv.js';
 import { alarmText, type AlarmMember } from '../alarm/alarms.js';
 import { AlarmAction, applyAlarm } from '../alarm/apply.js';
 import type { WireAlarmRequest } from './wire.js';
+import { snapshotHandler } from './snapshot.js';
 
 /** The etcd API version gavel implements; clients compare it to enable features. */
 export const API_VERSION = '3.5.0';
@@ -50,7 +51,7 @@ export function maintenanceService(ctx: ApiContext): grpc.UntypedServiceImplemen
       return { header: header(ctx), alarms: result.alarms.map(alarmToWire) };
     }),
 
-    // Under auth, hashes, defragmentation and moving the leader are root's (etcd's authMaintenanceServer);
+    // Under auth, hashes, snapshots, defragmentation and moving the leader are root's (etcd's authMaintenanceServer);
     // Status and Alarm are anyone's, as in etcd 3.4.
     HashKV: unary(async (r: { revision: string }, call) => {
       await requireAdmin(ctx, call, callSignal(call));
@@ -70,6 +71,9 @@ export function maintenanceService(ctx: ApiContext): grpc.UntypedServiceImplemen
       await ctx.defragment();
       return { header: header(ctx) };
     }),
+
+    // A backup, streamed as etcd streams its database (server/api/snapshot.ts); root only under auth.
+    Snapshot: snapshotHandler(ctx),
 
     MoveLeader: unary(async (r: { targetID: string }, call) => {
       await requireAdmin(ctx, call, callSignal(call));

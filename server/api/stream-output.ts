@@ -20,7 +20,7 @@
  * callbacks change nothing.
  *
  * Used by every long-lived stream: LeaseKeepAlive, Watch, Election Observe, Coordinator Acquire,
- * the peer streams, and the streams still to come (Maintenance.Snapshot, the JSON gateway).
+ * the peer streams, and Maintenance.Snapshot, and the streams still to come (the JSON gateway).
  */
 import { assert } from '../errors.js';
 import { protobufRoot } from '../proto.js';
@@ -33,7 +33,7 @@ export const DEFAULT_MAX_PENDING_REQUESTS = 128;
 export const GRPC_FRAME_BYTES = 5;
 
 /** The label of gavel_server_stream* metrics: which service's streams. */
-export const STREAM_KINDS = ['lease_keepalive', 'watch', 'election_observe', 'coordinator_acquire', 'peer_receive', 'peer_send'] as const;
+export const STREAM_KINDS = ['lease_keepalive', 'watch', 'election_observe', 'coordinator_acquire', 'peer_receive', 'peer_send', 'maintenance_snapshot'] as const;
 export type StreamKind = (typeof STREAM_KINDS)[number];
 
 /** Where streams report their figures (server/metrics/streams.ts); a stream works without one. */

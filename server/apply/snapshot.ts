@@ -20,13 +20,13 @@ import type { AbstractSnapshot } from 'abstract-level';
 import { assert } from '../errors.js';
 import { decodeNumber, metaKey, SCAN_OPTIONS, type BatchOp, type Space, type Storage } from '../storage/layout.js';
 import { Membership } from '../cluster/membership.js';
-import { SnapshotDecoder, SnapshotEncoder } from './snapshot-format.js';
+import { encodedRecordBytes, encodedSnapshotBytes, SnapshotDecoder, SnapshotEncoder, type SnapshotRecord } from './snapshot-format.js';
 
 /** The spaces a snapshot replaces whole; 'log' and 'raft' belong to Raft, 'meta' holds identity too. */
 export const STATE_SPACES: readonly Space[] = ['kv', 'kvmeta', 'lease', 'coord', 'auth', 'alarm'];
 /** The keys of 'meta' that are state (the rest is this member's identity and Raft's). */
-const APPLIED_INDEX_KEY = metaKey('applied-index');
-const STATE_META_KEYS: readonly Uint8Array[] = [Membership.keys().members, Membership.keys().removed, APPLIED_INDEX_KEY];
+export const APPLIED_INDEX_KEY = metaKey('applied-index');
+export const STATE_META_KEYS: readonly Uint8Array[] = [Membership.keys().members, Membership.keys().removed, APPLIED_INDEX_KEY];
 
 /** Records read from level per iterator step while streaming. */
 const READ_BATCH = 1000;
@@ -37,29 +37,56 @@ const INSTALL_BATCH_BYTES = 8 * 1024 * 1024;
 export const SNAPSHOT_CHUNK_BYTES = 1024 * 1024;
 
 /**
- * The state as of `snapshot`, as a stream of chunks of about chunkBytes. The caller owns the
- * level snapshot (and closes it after the stream ends).
+ * The state as of `snapshot`, as a stream of chunks of about chunkBytes (aligned: the padded
+ * version 2 of backups, snapshot-format.ts). The caller owns the level snapshot (and closes it
+ * after the stream ends).
  */
-export async function* streamSnapshot(storage: Storage, snapshot: AbstractSnapshot, chunkBytes = SNAPSHOT_CHUNK_BYTES): AsyncGenerator<Uint8Array> {
-  const encoder = new SnapshotEncoder();
+export async function* streamSnapshot(storage: Storage, snapshot: AbstractSnapshot, chunkBytes = SNAPSHOT_CHUNK_BYTES, aligned = false): AsyncGenerator<Uint8Array> {
+  const encoder = new SnapshotEncoder({ aligned });
+  for await (const batch of snapshotRecords(storage, snapshot)) {
+    for (const record of batch) encoder.record(record.space, record.key, record.value);
+    if (encoder.buffered >= chunkBytes) yield encoder.take();
+  }
+  yield encoder.finish();
+}
+
+/**
+ * The exact length of streamSnapshot's output for the same level snapshot, without the digest
+ * trailer (one more pass over it: Maintenance.Snapshot announces the remaining bytes as etcd does).
+ */
+export async function measureSnapshot(storage: Storage, snapshot: AbstractSnapshot, aligned: boolean): Promise<number> {
+  let recordBytes = 0;
+  for await (const batch of snapshotRecords(storage, snapshot)) {
+    for (const record of batch) recordBytes += encodedRecordBytes(record.key, record.value);
+  }
+  return encodedSnapshotBytes(recordBytes, aligned);
+}
+
+/** The applied index a level snapshot records; undefined while a snapshot install is half done. */
+export async function appliedIndexOf(storage: Storage, snapshot: AbstractSnapshot): Promise<number | undefined> {
+  return decodeNumber(await storage.space('meta').get(APPLIED_INDEX_KEY, { snapshot }));
+}
+
+/** The records a snapshot holds, in stream order, read from level a step (READ_BATCH) at a time. */
+async function* snapshotRecords(storage: Storage, snapshot: AbstractSnapshot): AsyncGenerator<SnapshotRecord[]> {
   for (const space of STATE_SPACES) {
     const iterator = storage.space(space).iterator({ snapshot, ...SCAN_OPTIONS });
     try {
       for (;;) {
         const entries = await iterator.nextv(READ_BATCH);
         if (entries.length === 0) break;
-        for (const [key, value] of entries) encoder.record(space, key, value);
-        if (encoder.buffered >= chunkBytes) yield encoder.take();
+        yield entries.map(([key, value]) => ({ space, key, value }));
       }
     } finally {
       await iterator.close();
     }
   }
+  const meta: SnapshotRecord[] = [];
   for (const key of STATE_META_KEYS) {
     const value = await storage.space('meta').get(key, { snapshot });
-    if (value !== undefined) encoder.record('meta', key, value);
+    if (value !== undefined) meta.push({ space: 'meta', key, value });
   }
-  yield encoder.finish();
+  yield meta;
 }
 
 /**

@@ -75,6 +75,10 @@ export class StateMachine {
   private compactionsApplied: number[] = [];
   /** Callers of whenDurable, by the store revision they wait for. */
   private durableWaiters: { revision: number; resolve: () => void }[] = [];
+  /** Callers of whenIndexDurable, by the applied index they wait for. */
+  private indexWaiters: { index: number; resolve: () => void }[] = [];
+  /** The applied index level holds (with the state it records): moves on markDurable() and restore(). */
+  private durableIndex: number;
   private state: MachineState;
   /** The applied index moves on every entry; the rest of the state only with a snapshot. */
   private applied: number;
@@ -82,6 +86,7 @@ export class StateMachine {
   constructor(state: MachineState) {
     this.state = state;
     this.applied = state.appliedIndex;
+    this.durableIndex = state.appliedIndex;
   }
 
   get store(): MvccStore {
@@ -130,6 +135,7 @@ export class StateMachine {
    */
   markDurable(): void {
     this.store.markDurable(this.store.currentRevision);
+    this.durableIndex = this.applied;
     this.releaseDurable();
     const compactions = this.compactionsApplied;
     this.compactionsApplied = [];
@@ -142,7 +148,21 @@ export class StateMachine {
     return new Promise((resolve) => this.durableWaiters.push({ revision, resolve }));
   }
 
+  /**
+   * Resolves once level holds the state at applied index `index` or later (every batch up to it
+   * was written): a level snapshot taken then is at least that new (backups).
+   */
+  whenIndexDurable(index: number): Promise<void> {
+    if (this.durableIndex >= index) return Promise.resolve();
+    return new Promise((resolve) => this.indexWaiters.push({ index, resolve }));
+  }
+
   private releaseDurable(): void {
+    const indexDue = this.indexWaiters.filter((waiter) => waiter.index <= this.durableIndex);
+    if (indexDue.length > 0) {
+      this.indexWaiters = this.indexWaiters.filter((waiter) => waiter.index > this.durableIndex);
+      for (const waiter of indexDue) waiter.resolve();
+    }
     const durable = this.store.durableRevision;
     if (this.durableWaiters.every((waiter) => waiter.revision > durable)) return;
     const due = this.durableWaiters.filter((waiter) => waiter.revision <= durable);
@@ -157,6 +177,8 @@ export class StateMachine {
     if (this.state.coordinator.isPrimary) state.coordinator.promote();
     this.state = state;
     this.applied = state.appliedIndex;
+    // A snapshot install wrote the whole state to level before the state machine takes it.
+    this.durableIndex = state.appliedIndex;
     this.compactionsApplied = [];
     this.releaseDurable();
     for (const listener of this.coordinatorListeners) listener('all');

@@ -11,6 +11,8 @@ import { StreamAccounting } from './streams.js';
 const DISK_BUCKETS = Array.from({ length: 14 }, (_, i) => 0.001 * 2 ** i);
 /** etcd's buckets for peer round trips: 0.1 ms doubling. */
 const RTT_BUCKETS = Array.from({ length: 16 }, (_, i) => 0.0001 * 2 ** i);
+/** etcd's buckets for backend snapshots (backups): 10 ms doubling to about 11 minutes. */
+const SNAPSHOT_BUCKETS = Array.from({ length: 17 }, (_, i) => 0.01 * 2 ** i);
 /** go-grpc-prometheus' default buckets. */
 const GRPC_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
@@ -37,6 +39,8 @@ export class MemberMetrics {
   readonly slowApply: Counter;
   readonly walFsync: Histogram;
   readonly backendCommit: Histogram;
+  /** A backup's life, from taking its level snapshot to releasing it (etcd observes its bolt snapshot's the same way). */
+  readonly backendSnapshot: Histogram;
   readonly peerRoundTrip: Histogram<'To'>;
   readonly peerSent: Counter<'To'>;
   readonly peerReceived: Counter<'From'>;
@@ -62,6 +66,7 @@ export class MemberMetrics {
     this.slowApply = new Counter({ name: 'etcd_server_slow_apply_total', help: 'The total number of slow apply requests (likely overloaded from slow disk).', registers });
     this.walFsync = new Histogram({ name: 'etcd_disk_wal_fsync_duration_seconds', help: 'The latency distributions of fsync called by WAL.', buckets: DISK_BUCKETS, registers });
     this.backendCommit = new Histogram({ name: 'etcd_disk_backend_commit_duration_seconds', help: 'The latency distributions of commit called by backend.', buckets: DISK_BUCKETS, registers });
+    this.backendSnapshot = new Histogram({ name: 'etcd_disk_backend_snapshot_duration_seconds', help: 'The latency distribution of backend snapshots.', buckets: SNAPSHOT_BUCKETS, registers });
     this.peerRoundTrip = new Histogram({ name: 'etcd_network_peer_round_trip_time_seconds', help: 'Round-Trip-Time histogram between peers', labelNames: ['To'], buckets: RTT_BUCKETS, registers });
     this.peerSent = new Counter({ name: 'etcd_network_peer_sent_bytes_total', help: 'The total number of bytes sent to peers.', labelNames: ['To'], registers });
     this.peerReceived = new Counter({ name: 'etcd_network_peer_received_bytes_total', help: 'The total number of bytes received from peers.', labelNames: ['From'], registers });

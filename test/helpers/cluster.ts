@@ -71,6 +71,20 @@ export interface ClusterOptions {
   peerScheme?: 'http' | 'https';
   /** Extra environment variables for every member process, on top of this process's environment. */
   env?: Readonly<Record<string, string>>;
+  /**
+   * Runs after the ports, names and data dirs are chosen and before any member starts (again on a
+   * retry after a port clash): e.g. `gavel snapshot restore` into each member's data dir.
+   */
+  prepare?: (plan: ClusterPlan) => Promise<void>;
+}
+
+/** What a cluster will be, for ClusterOptions.prepare. */
+export interface ClusterPlan {
+  /** --initial-cluster-token. */
+  readonly token: string;
+  /** --initial-cluster as every member gets it. */
+  readonly initialCluster: string;
+  readonly members: readonly { readonly name: string; readonly dataDir: string; readonly peerUrl: string }[];
 }
 
 export interface ClusterMember {
@@ -176,6 +190,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     const cluster = await ClusterImpl.create(options);
     clusters.add(cluster);
     try {
+      await options.prepare?.(cluster.plan());
       await cluster.launchAll();
       await cluster.waitForLeader(options.leaderTimeoutMs ?? LEADER_TIMEOUT_MS);
       return cluster;
@@ -481,6 +496,11 @@ class ClusterImpl implements Cluster {
 
   allMembers(): MemberProcess[] {
     return [...this.everyMember];
+  }
+
+  plan(): ClusterPlan {
+    const members = this.members.map((member) => ({ name: member.name, dataDir: member.dataDir, peerUrl: member.peerUrl }));
+    return { token: this.settings.token, initialCluster: members.map((m) => `${m.name}=${m.peerUrl}`).join(','), members };
   }
 
   private newMember(name: string, clientPort: number, peerPort: number, initialCluster: string, state: 'new' | 'existing', extra: { args?: string[]; readyTimeoutMs?: number } = {}): MemberProcess {
