@@ -86,7 +86,7 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'initial-cluster', kind: 'string', field: 'initialCluster', help: 'initial cluster configuration for bootstrapping (name=peerURL,...)' },
   { name: 'initial-cluster-state', kind: 'enum', field: 'initialClusterState', choices: ['new', 'existing'], help: "initial cluster state ('new' or 'existing')" },
   { name: 'initial-cluster-token', kind: 'string', field: 'initialClusterToken', help: 'initial cluster token, to tell clusters apart' },
-  { name: 'listen-metrics-urls', kind: 'urls', field: 'listenMetricsUrls', help: 'comma-separated URLs to serve /metrics and /health on' },
+  { name: 'listen-metrics-urls', kind: 'urls', field: 'listenMetricsUrls', help: 'comma-separated extra URLs to serve /metrics, /health, /version on (default none: the client port serves them)' },
   { name: 'heartbeat-interval', kind: 'duration-ms', field: 'heartbeatIntervalMs', min: 1, help: 'time (in milliseconds) of a heartbeat interval' },
   { name: 'election-timeout', kind: 'duration-ms', field: 'electionTimeoutMs', min: 1, help: 'time (in milliseconds) for an election to timeout' },
   { name: 'snapshot-count', kind: 'int', field: 'snapshotCount', min: 1, help: 'number of committed entries that trigger a snapshot and log compaction' },
@@ -142,7 +142,8 @@ export function defaultConfig(): Config {
     initialCluster: '',
     initialClusterState: 'new',
     initialClusterToken: 'gavel-cluster',
-    listenMetricsUrls: [new URL('http://127.0.0.1:2381')],
+    // etcd's default: none. /metrics and /health are on every client port anyway.
+    listenMetricsUrls: [],
     heartbeatIntervalMs: 100,
     electionTimeoutMs: 1000,
     snapshotCount: 10_000,
