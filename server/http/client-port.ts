@@ -126,8 +126,10 @@ function createListener(url: URL, tls: TlsMaterial | undefined): NetServer {
     ...(tls.ca === null ? {} : { ca: tls.ca }),
     requestCert: tls.clientCertAuth,
     rejectUnauthorized: tls.clientCertAuth,
-    // gRPC clients ask for h2; curl and browsers offer both; clients without ALPN are sniffed.
-    ALPNProtocols: ['h2', 'http/1.1'],
+    // The server's order decides. gRPC clients offer h2 alone and get it; curl and browsers
+    // offer both and get HTTP/1.1, which is what /health, /metrics and the gateway speak here
+    // (grpc-js answers only gRPC over HTTP/2). Either way the first bytes, not ALPN, route.
+    ALPNProtocols: ['http/1.1', 'h2'],
   });
 }
 
