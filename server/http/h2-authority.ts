@@ -17,10 +17,15 @@
  * server's connection preface (a SETTINGS frame). We send an empty SETTINGS (all defaults)
  * ourselves, and drop the client's ACK of it; Node's own SETTINGS follow once it takes over, and
  * the client applies those too (several SETTINGS frames are normal HTTP/2).
+ *
+ * Limit: Node wraps a rewritten connection in a socket of its own, so grpc-js finds no client
+ * certificate on it, and under --client-cert-auth its calls have no user from the certificate
+ * (they are refused, not let through; a token still works). etcdctl does not get here over
+ * https://: with TLS it sends host:port, so its connections stay native.
  */
 import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
-import { TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import type { Logger } from '../log.js';
 import { encodeFrame, encodeHeaderBlock, Flag, FrameSplitter, FrameType, HeaderBlockCollector, HTTP2_PREFACE, type Frame } from './h2-frames.js';
 import { encodeLiterals, HpackDecoder, type HeaderField } from './hpack.js';
@@ -116,8 +121,8 @@ export function admitHttp2(socket: Http2Socket, initial: Buffer, deliver: (conne
 
 /**
  * The connection as Node's HTTP/2 server reads it, with every request header block re-encoded
- * and `:authority` repaired. Bytes towards the client pass untouched. Looks enough like the
- * socket (addresses, peer certificate) for grpc-js's getPeer() and getAuthContext().
+ * and `:authority` repaired. Bytes towards the client pass untouched. Forwards the socket's
+ * addresses and socket options, which Node's HTTP/2 session asks for.
  */
 export class HeaderRewritingStream extends Duplex {
   private readonly splitter = new FrameSplitter();
@@ -150,10 +155,6 @@ export class HeaderRewritingStream extends Duplex {
   }
   get localPort(): number | undefined {
     return this.socket.localPort;
-  }
-  /** The TLS socket underneath, when the connection is https (grpc-js reads the client certificate from it). */
-  get tlsSocket(): TLSSocket | undefined {
-    return this.socket instanceof TLSSocket ? this.socket : undefined;
   }
   setNoDelay(noDelay?: boolean): this {
     this.socket.setNoDelay(noDelay);

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ETCD_BIN, etcdctl, freePort, removeTempDir, repoRoot, startMember, stopAllMembers, targetFromEnv, trackChildProcess, trackTempDir, waitUntil, type Member } from '../helpers/gavel.js';
 import { asArray, asBigInt, asObject, parseJsonLossless } from '../helpers/json.js';
-import { makeTestCertificates, type TestCertificates } from '../helpers/tls.js';
+import { clientTlsFlags, makeTestCertificates, type TestCertificates } from '../helpers/tls.js';
 
 const TARGET = targetFromEnv();
 const CURL_TIMEOUT_MS = 10_000;
@@ -215,5 +215,33 @@ describe('https:// client URL with --cert-file and --key-file', () => {
     expect((await curl(`${member.clientUrl}/metrics`, ['--cacert', certs.ca])).body).toMatch(/^etcd_server_has_leader 1$/m);
     // Without the CA, curl refuses the certificate: nothing is served in the clear by mistake.
     await expect(curl(`${member.clientUrl}/health`)).rejects.toThrow();
+  });
+});
+
+describe('https:// client URL with --client-cert-auth and auth enabled: the certificate common name is the user', () => {
+  let certs: TestCertificates;
+  let member: Member;
+
+  beforeAll(async () => {
+    certs = makeTestCertificates();
+    member = await startMember({ name: 'port-cn', clientScheme: 'https', args: clientTlsFlags(certs.server, certs.ca) });
+  });
+  afterAll(async () => {
+    await stopAllMembers();
+    certs?.dispose();
+  });
+
+  it('CN=root may run the admin commands (hashkv, defrag) with an https:// endpoint URL, without --user', async () => {
+    const withCert = (args: string[]) => etcdctl(member.clientUrl, ['--cacert', certs.ca, '--cert', certs.client.cert, '--key', certs.client.key, ...args]);
+    expect((await withCert(['user', 'add', 'root:rootpw'])).code).toBe(0);
+    expect((await withCert(['auth', 'enable'])).code).toBe(0);
+    // Admin-only calls on a connection per endpoint URL: the common name must reach the auth
+    // code through the client port's TLS (grpc-js is handed the TLSSocket itself).
+    for (const args of [['endpoint', 'hashkv'], ['defrag'], ['endpoint', 'status']]) {
+      const result = await withCert(args);
+      expect(result.code, `${args.join(' ')}: ${result.stderr}`).toBe(0);
+    }
+    const put = await withCert(['put', 'cn/k', 'v']);
+    expect(put.stdout, put.stderr).toBe('OK\n');
   });
 });
