@@ -68,6 +68,7 @@ export class ClientPort {
       injector.destroy();
       throw error;
     });
+    listener.on('error', (error) => options.logger.warn('client listener error', { url: url.href, error: error.message }));
     const bound = listener.address() as AddressInfo;
     port = new ClientPort(listener, httpServer, injector, host.includes(':') ? `[${host}]:${bound.port}` : `${host}:${bound.port}`);
     return port;

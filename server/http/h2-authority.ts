@@ -101,6 +101,7 @@ export function admitHttp2(socket: Http2Socket, initial: Buffer, deliver: (conne
     }
     if (verdict === undefined || !acknowledged) return;
     socket.removeListener('data', onData);
+    socket.removeListener('error', onError);
     socket.setTimeout(0);
     const replay = Buffer.concat([...kept, splitter.remainder()]);
     if (verdict === 'native') {
@@ -113,6 +114,11 @@ export function admitHttp2(socket: Http2Socket, initial: Buffer, deliver: (conne
     }
   };
 
+  // Until Node's session owns the socket, a reset by the client is ours to absorb.
+  const onError = (): void => {
+    socket.destroy();
+  };
+  socket.on('error', onError);
   socket.setTimeout(ADMISSION_IDLE_MS, () => socket.destroy());
   socket.write(EMPTY_SETTINGS);
   socket.on('data', onData);

@@ -110,6 +110,18 @@ describe('admitHttp2 in front of node:http2', () => {
     expect(await requestWithAuthority(port, 'http://127.0.0.1:1')).toBe('reset');
   });
 
+  it('a client that resets the connection during admission leaves the listener serving', async () => {
+    const port = await listen(true);
+    const socket = connect(port, '127.0.0.1');
+    sockets.push(socket);
+    await new Promise<void>((resolve) => socket.once('connect', resolve));
+    socket.write(HTTP2_PREFACE);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    socket.resetAndDestroy();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(await requestWithAuthority(port, 'http://127.0.0.1:1')).toBe('answered');
+  });
+
   it('with it, both are answered', async () => {
     const port = await listen(true);
     expect(await requestWithAuthority(port, '127.0.0.1:1')).toBe('answered');
