@@ -81,7 +81,14 @@ export class ClientPort {
     const done = (): void => {
       socket.removeListener('data', onData);
       socket.removeListener('error', onError);
+      // node:http and HTTP/2 set socket timeouts of their own: ours must not fire for them.
+      socket.removeListener('timeout', onSilent);
+      socket.setTimeout(0);
       this.pending.delete(socket);
+    };
+    const onSilent = (): void => {
+      done();
+      socket.destroy();
     };
     const onError = (): void => {
       done();
@@ -93,7 +100,6 @@ export class ClientPort {
       const http2 = seen.subarray(0, compared).equals(HTTP2_PREFACE.subarray(0, compared));
       if (http2 && seen.length < HTTP2_PREFACE.length) return;
       done();
-      socket.setTimeout(0);
       if (http2) {
         admitHttp2(socket, seen, (connection: Duplex) => this.injector.injectConnection(connection), logger);
       } else {
@@ -104,7 +110,8 @@ export class ClientPort {
         socket.resume();
       }
     };
-    socket.setTimeout(FIRST_BYTES_TIMEOUT_MS, () => socket.destroy());
+    socket.on('timeout', onSilent);
+    socket.setTimeout(FIRST_BYTES_TIMEOUT_MS);
     socket.on('error', onError);
     socket.on('data', onData);
   }

@@ -30,8 +30,12 @@ import type { Logger } from '../log.js';
 import { encodeFrame, encodeHeaderBlock, Flag, FrameSplitter, FrameType, HeaderBlockCollector, HTTP2_PREFACE, type Frame } from './h2-frames.js';
 import { encodeLiterals, HpackDecoder, type HeaderField } from './hpack.js';
 
-/** A client that opens a connection and sends no request is dropped after this long idle. */
-const ADMISSION_IDLE_MS = 120_000;
+/**
+ * A client that connects and sends no request for this long goes to Node as it is (an idle
+ * gRPC channel must not be cut; whatever it sends later is Node's to judge). One that has not
+ * even acknowledged our SETTINGS by then is not speaking HTTP/2 and is dropped.
+ */
+const ADMISSION_IDLE_MS = 60_000;
 
 const EMPTY_SETTINGS = encodeFrame(FrameType.SETTINGS, 0, 0, Buffer.alloc(0));
 
@@ -99,12 +103,17 @@ export function admitHttp2(socket: Http2Socket, initial: Buffer, deliver: (conne
       socket.destroy();
       return;
     }
-    if (verdict === undefined || !acknowledged) return;
+    if (verdict !== undefined && acknowledged) handOver(verdict);
+  };
+
+  const handOver = (how: 'native' | 'rewrite'): void => {
     socket.removeListener('data', onData);
     socket.removeListener('error', onError);
+    // Our idle timer must not fire once Node's session owns the socket (it sets timers of its own).
+    socket.removeListener('timeout', onIdle);
     socket.setTimeout(0);
     const replay = Buffer.concat([...kept, splitter.remainder()]);
-    if (verdict === 'native') {
+    if (how === 'native') {
       socket.pause();
       socket.unshift(replay);
       deliver(socket);
@@ -118,8 +127,13 @@ export function admitHttp2(socket: Http2Socket, initial: Buffer, deliver: (conne
   const onError = (): void => {
     socket.destroy();
   };
+  const onIdle = (): void => {
+    if (acknowledged) handOver('native');
+    else socket.destroy();
+  };
   socket.on('error', onError);
-  socket.setTimeout(ADMISSION_IDLE_MS, () => socket.destroy());
+  socket.on('timeout', onIdle);
+  socket.setTimeout(ADMISSION_IDLE_MS);
   socket.write(EMPTY_SETTINGS);
   socket.on('data', onData);
   onData(initial.subarray(HTTP2_PREFACE.length));
