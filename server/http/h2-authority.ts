@@ -67,7 +67,7 @@ type Http2Socket = Socket | TLSSocket;
  * Takes an HTTP/2 connection whose first bytes (`initial`, starting with the preface) were read
  * from `socket`, and hands Node either the socket itself or a rewriting stream over it.
  */
-export function admitHttp2(socket: Http2Socket, initial: Buffer, deliver: (connection: Duplex) => void, logger: Logger): void {
+export function admitHttp2(socket: Http2Socket, initial: Buffer, deliver: (connection: Duplex) => void, logger: Logger, idleMs = ADMISSION_IDLE_MS): void {
   const splitter = new FrameSplitter();
   const collector = new HeaderBlockCollector();
   const kept: Buffer[] = [HTTP2_PREFACE];
@@ -133,7 +133,7 @@ export function admitHttp2(socket: Http2Socket, initial: Buffer, deliver: (conne
   };
   socket.on('error', onError);
   socket.on('timeout', onIdle);
-  socket.setTimeout(ADMISSION_IDLE_MS);
+  socket.setTimeout(idleMs);
   socket.write(EMPTY_SETTINGS);
   socket.on('data', onData);
   onData(initial.subarray(HTTP2_PREFACE.length));

@@ -45,7 +45,7 @@ describe('admitHttp2 in front of node:http2', () => {
   });
 
   /** A plain TCP listener handing each connection to an http2 server, through admitHttp2 or not. */
-  async function listen(admit: boolean): Promise<number> {
+  async function listen(admit: boolean, idleMs?: number): Promise<number> {
     const http2 = createHttp2Server((_request, response) => response.end('ok'));
     const server = createNetServer((socket) => {
       sockets.push(socket);
@@ -53,15 +53,15 @@ describe('admitHttp2 in front of node:http2', () => {
         http2.emit('connection', socket);
         return;
       }
-      socket.once('data', (first: Buffer) => admitHttp2(socket, first, (connection) => http2.emit('connection', connection), createLogger('error')));
+      socket.once('data', (first: Buffer) => admitHttp2(socket, first, (connection) => http2.emit('connection', connection), createLogger('error'), idleMs));
     });
     servers.push(server);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     return (server.address() as AddressInfo).port;
   }
 
-  /** A client as grpc-go behaves: preface and SETTINGS, then, once the server's SETTINGS came, ACK and one GET. */
-  async function requestWithAuthority(port: number, authority: string): Promise<'answered' | 'reset'> {
+  /** A client as grpc-go behaves: preface and SETTINGS, then, once the server's SETTINGS came, ACK and (after pauseMs) one GET. */
+  async function requestWithAuthority(port: number, authority: string, pauseMs = 0): Promise<'answered' | 'reset'> {
     const socket = connect(port, '127.0.0.1');
     sockets.push(socket);
     socket.write(Buffer.concat([HTTP2_PREFACE, encodeFrame(FrameType.SETTINGS, 0, 0, Buffer.alloc(0))]));
@@ -74,7 +74,7 @@ describe('admitHttp2 in front of node:http2', () => {
         for (const frame of splitter.push(chunk)) {
           if (frame.type === FrameType.SETTINGS && (frame.flags & Flag.ACK) === 0) {
             socket.write(encodeFrame(FrameType.SETTINGS, Flag.ACK, 0, Buffer.alloc(0)));
-            if (!sentRequest) socket.write(request(authority));
+            if (!sentRequest) setTimeout(() => socket.write(request(authority)), pauseMs);
             sentRequest = true;
           }
           const outcome = outcomeOf(frame);
@@ -120,6 +120,27 @@ describe('admitHttp2 in front of node:http2', () => {
     socket.resetAndDestroy();
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(await requestWithAuthority(port, 'http://127.0.0.1:1')).toBe('answered');
+  });
+
+  it('a connection idle past the admission bound goes to Node as it is, and its request is answered', async () => {
+    const port = await listen(true, 100);
+    expect(await requestWithAuthority(port, '127.0.0.1:1', 300)).toBe('answered');
+  });
+
+  it('a connection that never acknowledges our SETTINGS is closed at the admission bound', async () => {
+    const port = await listen(true, 100);
+    const socket = connect(port, '127.0.0.1');
+    sockets.push(socket);
+    socket.on('error', () => undefined);
+    socket.resume(); // read (and drop) our SETTINGS, so that the server's close is seen
+    socket.write(HTTP2_PREFACE);
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('still open')), WAIT_MS);
+      socket.once('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   });
 
   it('with it, both are answered', async () => {
