@@ -5,10 +5,13 @@
 #   deploy/local-cluster.sh --clean    # wipe ./local-cluster/ first (a fresh cluster)
 #   GAVEL_BIN=/usr/bin/etcd deploy/local-cluster.sh   # the same cluster with another binary, e.g. etcd
 #
-#   member  client           peer             metrics
-#   n1      127.0.0.1:2379   127.0.0.1:2380   127.0.0.1:2381
-#   n2      127.0.0.1:22379  127.0.0.1:22380  127.0.0.1:22381
-#   n3      127.0.0.1:32379  127.0.0.1:32380  127.0.0.1:32381
+#   member  client           peer
+#   n1      127.0.0.1:2379   127.0.0.1:2380
+#   n2      127.0.0.1:22379  127.0.0.1:22380
+#   n3      127.0.0.1:32379  127.0.0.1:32380
+#
+# Each client port serves gRPC and HTTP, as etcd's: curl -s 127.0.0.1:2379/health, /metrics,
+# /version. No --listen-metrics-urls is needed (it is empty by default, as in etcd).
 #
 # Data dirs and logs go under ./local-cluster/ (relative to the repository root). A restart on
 # existing data dirs rejoins the same cluster: the --initial-cluster* flags only matter for a
@@ -23,10 +26,9 @@ token="gavel-local-cluster"
 names=(n1 n2 n3)
 client_ports=(2379 22379 32379)
 peer_ports=(2380 22380 32380)
-metrics_ports=(2381 22381 32381)
 
 usage() {
-  sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 clean=0
@@ -53,7 +55,7 @@ fi
 port_busy() {
   (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
-for port in "${client_ports[@]}" "${peer_ports[@]}" "${metrics_ports[@]}"; do
+for port in "${client_ports[@]}" "${peer_ports[@]}"; do
   if port_busy "$port"; then
     echo "127.0.0.1:$port is in use; is another cluster (or etcd) running?" >&2
     exit 1
@@ -110,10 +112,9 @@ for i in "${!names[@]}"; do
     --initial-cluster-token "$token" \
     --heartbeat-interval 100 \
     --election-timeout 1000 \
-    --listen-metrics-urls "http://127.0.0.1:${metrics_ports[$i]}" \
     >>"$base_dir/$name.log" 2>&1 &
   pids+=("$!")
-  echo "started $name (pid $!): client $client_url, peer $peer_url, metrics http://127.0.0.1:${metrics_ports[$i]}, log $base_dir/$name.log"
+  echo "started $name (pid $!): client $client_url (gRPC, /health, /metrics), peer $peer_url, log $base_dir/$name.log"
 done
 
 endpoints="127.0.0.1:${client_ports[0]},127.0.0.1:${client_ports[1]},127.0.0.1:${client_ports[2]}"
@@ -123,6 +124,8 @@ Use it with:
   ETCDCTL_API=3 etcdctl --endpoints=$endpoints endpoint status -w table
   ETCDCTL_API=3 etcdctl --endpoints=$endpoints put hello world
   ETCDCTL_API=3 etcdctl --endpoints=$endpoints member list -w table
+  curl -s 127.0.0.1:${client_ports[0]}/version
+  curl -s 127.0.0.1:${client_ports[0]}/health
 
 Logs: tail -f $base_dir/*.log    Ctrl-C stops all three.
 EOF

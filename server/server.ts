@@ -5,7 +5,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Config } from './config.js';
-import { autoCompactionOf, listenHost } from './config.js';
+import { autoCompactionOf } from './config.js';
 import type { Logger } from './log.js';
 import { systemClock, type Clock } from './clock.js';
 import { Storage } from './storage/layout.js';
@@ -27,12 +27,15 @@ import { ShellStorage } from './node/shell-storage.js';
 import { bootstrapNewCluster, confStateOf, identityOps, loadIdentity, restoreRaftStorage, type Identity } from './cluster/bootstrap.js';
 import { discoverIdentity } from './cluster/join.js';
 import { PeerTransport } from './transport/transport.js';
-import { loadTls, serverCredentials, type MemberTls, type TlsMaterial } from './tls.js';
+import { loadTls, type MemberTls, type TlsMaterial } from './tls.js';
 import { serviceDefinition } from './proto.js';
 import { MemberMetrics } from './metrics/registry.js';
 import { instrumentService } from './metrics/grpc.js';
-import { serveMetrics } from './metrics/http.js';
+import { memberEndpoints, serveMetrics, type HealthSource } from './metrics/http.js';
 import type { Server as HttpServer } from 'node:http';
+import { listenClientUrls, type ClientPort } from './http/client-port.js';
+import { handlerChain } from './http/handlers.js';
+import { API_VERSION } from './api/maintenance.js';
 import type { ApiContext } from './api/context.js';
 import { kvService } from './api/kv.js';
 import { proposeDueDelayEnds } from './coordinator/delays.js';
@@ -52,7 +55,7 @@ import { AutoCompactor } from './node/auto-compactor.js';
 import { DiskSizeCache, logQuota, QuotaGuard, withQuota } from './api/quota.js';
 import { effectiveQuotaBytes, MAX_SUGGESTED_QUOTA_BYTES } from './alarm/quota.js';
 import { afterInputTurn, LEASE_CHECKPOINT_ROUND_MS, LEASE_EXPIRY_ROUND_MS, LeaseDuties } from './lease/leader-duties.js';
-import { createGateway, type GatewayHandler } from './gateway/gateway.js';
+import { createGateway } from './gateway/gateway.js';
 
 /** gRPC may carry a little more than a request's payload (etcd allows 512 KiB of overhead). */
 const GRPC_OVERHEAD_BYTES = 512 * 1024;
@@ -77,8 +80,6 @@ export class Member {
   coordinatorStats!: CoordinatorStats;
   /** --auto-compaction-*: undefined when off. */
   private autoCompactor: AutoCompactor | undefined;
-  /** The JSON gateway (/v3/...) over this member's services, for the client port's HTTP/1.1 side. */
-  gatewayHandler!: GatewayHandler;
 
   private constructor(
     readonly config: Config,
@@ -89,7 +90,7 @@ export class Member {
     private readonly transport: PeerTransport,
     private readonly watchHub: WatchHub,
     private readonly grpcServer: grpc.Server,
-    readonly clientAddresses: readonly string[],
+    private readonly clientPorts: readonly ClientPort[],
     readonly clientUrls: readonly string[],
     private readonly httpServers: readonly HttpServer[],
     private readonly metrics: MemberMetrics,
@@ -261,10 +262,8 @@ export class Member {
     const coordinatorStats = new CoordinatorStats(() => machine.coordinator);
     metrics.locks.attachCoordinator(coordinatorStats);
     const services = addServices(grpcServer, ctx, metrics, coordinatorStats, new QuotaGuard(ctx, diskSize, quotaBytes));
-    const addresses = await bindAll(grpcServer, config, tls.client);
-    const clientUrls = config.advertiseClientUrls.map((url, i) => withPort(url, addresses[i] ?? addresses[0] ?? ''));
     const startCommit = node.status().commitIndex;
-    const http = await serveMetrics(config.listenMetricsUrls, metrics, {
+    const health: HealthSource = {
       healthy: async () => {
         if (node === undefined || node.status().leader === 0n) return { ok: false, reason: 'no leader' };
         // etcd's /health also proves the member can serve a linearizable read.
@@ -276,12 +275,22 @@ export class Member {
         );
       },
       ready: () => node !== undefined && node.status().leader !== 0n && machine.appliedIndex >= startCommit,
-    }, tls.client);
+    };
+    const endpoints = memberEndpoints(metrics, health, API_VERSION);
+    // The client port's HTTP/1.1 side, first handler first: the JSON gateway (/v3/...), then /version, /metrics, /health.
+    const gateway = createGateway({ services, maxMessageBytes: config.maxRequestBytes + GRPC_OVERHEAD_BYTES, logger: logger.child({ component: 'gateway' }) });
+    const clientHttp = handlerChain([gateway, endpoints]);
+    const clientPorts = await listenClientUrls(config.listenClientUrls, { grpcServer, http: clientHttp, tls: tls.client, logger });
+    const addresses = clientPorts.map((port) => port.address);
+    const clientUrls = config.advertiseClientUrls.map((url, i) => withPort(url, addresses[i] ?? addresses[0] ?? ''));
+    const http = await serveMetrics(config.listenMetricsUrls, handlerChain([endpoints]), tls.client).catch(async (error: unknown) => {
+      for (const port of clientPorts) port.close();
+      throw error;
+    });
     for (const address of http.addresses) logger.info('serving metrics and health', { address });
-    const member = new Member(config, logger, storage, machine, node, transport, watchHub, grpcServer, addresses, clientUrls, http.servers, metrics, compactor, snapshots, wal);
+    const member = new Member(config, logger, storage, machine, node, transport, watchHub, grpcServer, clientPorts, clientUrls, http.servers, metrics, compactor, snapshots, wal);
     memberRef = member;
     member.coordinatorStats = coordinatorStats;
-    member.gatewayHandler = createGateway({ services, maxMessageBytes: config.maxRequestBytes + GRPC_OVERHEAD_BYTES, logger: logger.child({ component: 'gateway' }) });
     member.autoCompactor = createAutoCompactor(config, machine, node, logger, clock);
     node.start();
     member.startLoops();
@@ -297,7 +306,8 @@ export class Member {
       revision: machine.store.currentRevision,
       appliedIndex: machine.appliedIndex,
     });
-    for (const address of addresses) logger.info('serving client requests', { address });
+    // Test harnesses and scripts wait for this line: gRPC and HTTP both answer from here on.
+    for (const address of addresses) logger.info('serving client requests', { address, serves: 'gRPC, the JSON gateway /v3/, /version, /metrics, /health, /livez, /readyz' });
     return member;
   }
 
@@ -388,6 +398,7 @@ export class Member {
       });
     });
     this.watchHub.close();
+    for (const port of this.clientPorts) port.close();
     for (const server of this.httpServers) server.close();
     await this.transport.stop();
     await this.compactor.stop();
@@ -515,20 +526,6 @@ function requireNode(node: RaftNode | undefined): RaftNode {
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
-}
-
-/** Each URL as its scheme says: http:// plaintext, https:// with --cert-file (and client certificates under --client-cert-auth). */
-export async function bindAll(server: grpc.Server, config: Config, tls: TlsMaterial | undefined): Promise<string[]> {
-  const addresses: string[] = [];
-  for (const url of config.listenClientUrls) {
-    const host = listenHost(url);
-    const target = host.includes(':') ? `[${host}]:${url.port}` : `${host}:${url.port}`;
-    const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(target, serverCredentials(url, tls), (error, bound) => (error ? reject(new Error(`cannot listen on ${url.href}: ${error.message}`)) : resolve(bound))),
-    );
-    addresses.push(host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`);
-  }
-  return addresses;
 }
 
 /** An advertised URL with port 0 advertises the port actually bound. */

@@ -1,7 +1,7 @@
 /**
  * v3electionpb.Election, served by the client library's Election running in-process, with
  * etcd's layout (`name/<lease hex>`, LeaderKey {name, key, rev, lease}) and etcd 3.4's errors
- * ("election: no leader", "election: not leader", status Unknown).
+ * ("election: no leader", "election: not leader", `"leader" field must be provided`, status Unknown).
  */
 import type * as grpc from '@grpc/grpc-js';
 import { proclaimAs, resignAs, type LeaderKey } from '../../client/election.js';
@@ -22,8 +22,12 @@ interface WireLeaderKey {
 
 const leaderBytes = encodedSize('v3electionpb.LeaderResponse');
 
+/** etcd's v3election ErrMissingLeaderKey: Proclaim and Resign without a `leader` field (status Unknown). */
+const MISSING_LEADER_KEY = '"leader" field must be provided';
+
 function leaderKeyFromWire(w: WireLeaderKey | null | undefined): LeaderKey {
-  if (!w) throw new GavelError('Unknown', 'election: not leader');
+  // Checked before anything is looked up, as etcd's electionServer does.
+  if (!w) throw new GavelError('Unknown', MISSING_LEADER_KEY);
   return { name: w.name, key: w.key, revision: toBigInt(w.rev), lease: toBigInt(w.lease) };
 }
 

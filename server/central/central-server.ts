@@ -27,12 +27,14 @@ import { loadTls } from '../tls.js';
 import { serviceDefinition } from '../proto.js';
 import { MemberMetrics } from '../metrics/registry.js';
 import { instrumentService } from '../metrics/grpc.js';
-import { serveMetrics } from '../metrics/http.js';
+import { memberEndpoints, serveMetrics } from '../metrics/http.js';
+import { listenClientUrls, type ClientPort } from '../http/client-port.js';
+import { handlerChain } from '../http/handlers.js';
+import { API_VERSION } from '../api/maintenance.js';
 import type { ApiContext } from '../api/context.js';
 import { leaseService } from '../api/lease.js';
 import { coordinatorService } from '../api/coordinator.js';
 import { CoordinatorStats } from '../coordinator/stats.js';
-import { bindAll } from '../server.js';
 import { CentralNode } from './central-node.js';
 
 const GRPC_OVERHEAD_BYTES = 512 * 1024;
@@ -56,7 +58,7 @@ export class CentralCoordinator {
     readonly machine: StateMachine,
     readonly node: CentralNode,
     private readonly grpcServer: grpc.Server,
-    readonly clientAddresses: readonly string[],
+    private readonly clientPorts: readonly ClientPort[],
     private readonly httpServers: readonly HttpServer[],
     private readonly metrics: MemberMetrics,
     readonly coordinatorStats: CoordinatorStats,
@@ -112,10 +114,16 @@ export class CentralCoordinator {
       const definition = serviceDefinition(name);
       grpcServer.addService(definition, instrumentService(definition, implementation, metrics));
     }
-    const addresses = await bindAll(grpcServer, config, clientTls);
-    const http = await serveMetrics(config.listenMetricsUrls, metrics, { healthy: async () => ({ ok: true, reason: '' }), ready: () => true }, clientTls);
+    // One process, no consensus: healthy and ready whenever it runs.
+    const endpoints = memberEndpoints(metrics, { healthy: async () => ({ ok: true, reason: '' }), ready: () => true }, API_VERSION);
+    const clientPorts = await listenClientUrls(config.listenClientUrls, { grpcServer, http: handlerChain([endpoints]), tls: clientTls, logger });
+    const addresses = clientPorts.map((port) => port.address);
+    const http = await serveMetrics(config.listenMetricsUrls, handlerChain([endpoints]), clientTls).catch((error: unknown) => {
+      for (const port of clientPorts) port.close();
+      throw error;
+    });
     for (const address of http.addresses) logger.info('serving metrics and health', { address });
-    const central = new CentralCoordinator(logger, storage, machine, node, grpcServer, addresses, http.servers, metrics, stats);
+    const central = new CentralCoordinator(logger, storage, machine, node, grpcServer, clientPorts, http.servers, metrics, stats);
     central.startLoops();
     logger.warn('central mode: one coordinator process without consensus, a single point of failure', { dataDir: config.dataDir });
     logger.info('central coordinator started', { name: config.name, appliedIndex: machine.appliedIndex, locks: machine.coordinator.lockCount, leases: machine.lessor.size });
@@ -162,6 +170,7 @@ export class CentralCoordinator {
       });
     });
     await this.node.close();
+    for (const port of this.clientPorts) port.close();
     for (const server of this.httpServers) server.close();
     await this.storage.close();
     this.logger.info('central coordinator stopped');

@@ -114,13 +114,10 @@ async function measure(member: Member, options: Options, cell: Cell): Promise<Ce
   }
 }
 
-/** prom-client's nodejs_heap_size_used_bytes and nodejs_external_memory_bytes from the member's metrics listener; {} if unavailable. */
+/** prom-client's nodejs_heap_size_used_bytes and nodejs_external_memory_bytes from /metrics on the member's client port; {} if unavailable. */
 async function gavelHeap(member: Member): Promise<{ heapUsedBytes?: number; externalBytes?: number }> {
-  const addresses = [...member.logs().matchAll(/"msg":"serving metrics and health","address":"([^"]+)"/g)];
-  const address = addresses.at(-1)?.[1];
-  if (address === undefined) return {};
   try {
-    const text = await (await fetch(`http://${address}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
+    const text = await (await fetch(`${member.clientUrl}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
     const value = (name: string): number | undefined => {
       const match = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
       return match === null ? undefined : Number(match[1]);

@@ -121,6 +121,12 @@ describe('v3electionpb.Election', () => {
     expect(await call(election, 'Proclaim', { leader, value: Buffer.from('v3') })).toMatchObject({ ok: false, code: grpc.status.UNKNOWN, details: 'election: not leader' });
     expect(await call(election, 'Leader', { name: Buffer.from('vote') })).toMatchObject({ ok: false, details: 'election: no leader' });
   });
+
+  it('answers Resign and Proclaim without a leader field as etcd does: Unknown, "leader" field must be provided', async () => {
+    const missing = { ok: false, code: grpc.status.UNKNOWN, details: '"leader" field must be provided' };
+    expect(await call(election, 'Resign', {})).toMatchObject(missing);
+    expect(await call(election, 'Proclaim', { value: Buffer.from('v') })).toMatchObject(missing);
+  });
 });
 
 describe('etcdctl lock and elect', () => {

@@ -57,13 +57,9 @@ async function status(member: Member): Promise<{ memberId: bigint; revision: num
   return { memberId: asBigInt(header['member_id']), revision: asNumber(header['revision']), dbSize: asNumber(s['dbSize']), errors };
 }
 
-/** etcd serves /metrics on its client URL; the harness gives gavel a metrics listener of its own, named in its log. */
+/** etcd and gavel both serve /metrics on the client URL. */
 function metricsUrl(member: Member): string {
-  if (member.target === 'etcd') return `${member.clientUrl}/metrics`;
-  const line = member.logs().split('\n').find((l) => l.includes('"serving metrics and health"'));
-  const address = line === undefined ? undefined : (JSON.parse(line) as { address: string }).address;
-  if (address === undefined) throw new Error(`no metrics address in the log:\n${member.logs()}`);
-  return `http://${address}/metrics`;
+  return `${member.clientUrl}/metrics`;
 }
 
 async function metric(member: Member, name: string): Promise<number | undefined> {

@@ -456,8 +456,6 @@ class ClusterImpl implements Cluster {
     const commonFlags = [
       '--heartbeat-interval', String(heartbeatIntervalMs),
       '--election-timeout', String(electionTimeoutMs),
-      // Port 0: the metrics listeners must not clash between members (the default is 2381).
-      '--listen-metrics-urls', 'http://127.0.0.1:0',
       ...(options.snapshotCount === undefined ? [] : ['--snapshot-count', String(options.snapshotCount)]),
     ];
     const cluster = new ClusterImpl({

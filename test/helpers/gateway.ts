@@ -1,17 +1,10 @@
 /**
- * A JSON-gateway endpoint for tests: a gavel member started in this process with its gateway
- * handler mounted on a plain HTTP server on port 0 (until the client port serves it), or, with
- * GAVEL_TARGET=etcd, a real etcd 3.4 whose client port serves its own gateway. Plus a small
+ * A JSON-gateway endpoint for tests: a gavel member (or, with GAVEL_TARGET=etcd, a real etcd 3.4)
+ * whose client port serves the gateway beside gRPC. Plus a small
  * HTTP client: POST a JSON body, read a unary answer or a stream of JSON values, all bounded.
  */
-import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Member as GavelMember } from '../../server/server.js';
-import { parseArgs } from '../../server/config.js';
-import { silentLogger } from '../../server/log.js';
-import { freePort, removeTempDir, startMember, targetFromEnv, type Target } from './gavel.js';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { startMember, targetFromEnv, type Target } from './gavel.js';
 
 export interface GatewayEndpoint {
   readonly target: Target;
@@ -24,43 +17,9 @@ export interface GatewayEndpoint {
 
 export async function startGatewayEndpoint(name: string, args: string[] = []): Promise<GatewayEndpoint> {
   const target = targetFromEnv();
-  if (target === 'etcd') {
-    const member = await startMember({ name, args });
-    return { target, url: member.clientUrl, grpcEndpoint: member.endpoint, close: () => member.dispose() };
-  }
-  const dataDir = mkdtempSync(join(tmpdir(), `gavel-gw-${name}-`));
-  const peerPort = await freePort();
-  const parsed = parseArgs([
-    '--name', name, '--data-dir', dataDir,
-    '--listen-client-urls', 'http://127.0.0.1:0', '--advertise-client-urls', 'http://127.0.0.1:0',
-    '--listen-peer-urls', `http://127.0.0.1:${peerPort}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peerPort}`,
-    '--initial-cluster', `${name}=http://127.0.0.1:${peerPort}`,
-    // Its own metrics port (0): the default 127.0.0.1:2381 is shared by every member on the host.
-    '--listen-metrics-urls', 'http://127.0.0.1:0',
-    ...args,
-  ]);
-  if (parsed.kind !== 'run') throw new Error('unexpected parse result');
-  const member = await GavelMember.start(parsed.config, silentLogger);
-  const server: Server = createServer((req, res) => {
-    if (member.gatewayHandler(req, res)) return;
-    // Stands in for the client port's /version (served there by the port's HTTP side): Patroni reads it first.
-    if (req.url === '/version') res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"etcdserver":"3.4.0","etcdcluster":"3.4.0"}');
-    else res.writeHead(404).end('404 page not found\n');
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('no address');
-  return {
-    target,
-    url: `http://127.0.0.1:${address.port}`,
-    grpcEndpoint: member.clientAddresses[0] ?? '',
-    close: async () => {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      await member.close();
-      removeTempDir(dataDir);
-    },
-  };
+  // Both serve the gateway on their client port, beside gRPC.
+  const member = await startMember({ name, args });
+  return { target, url: member.clientUrl, grpcEndpoint: member.endpoint, close: () => member.dispose() };
 }
 
 export interface HttpAnswer {

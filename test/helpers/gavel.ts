@@ -297,8 +297,6 @@ class MemberImpl implements Member {
         '--listen-client-urls', clientUrl,
         '--advertise-client-urls', clientUrl,
         '--listen-peer-urls', peerUrl,
-        // Not in the minimal contract, but the default (2381) would clash between members.
-        '--listen-metrics-urls', 'http://127.0.0.1:0',
         ...this.extraArgs,
       ],
     };

@@ -91,12 +91,9 @@ export class UnreadStream {
 // ---------------------------------------------------------------------------------------------
 // The member's own accounting, from /metrics.
 
-/** The member's metrics URL, from its "serving metrics and health" log line. */
+/** The member's metrics URL: /metrics on its client port, as etcd serves it. */
 export function metricsUrl(member: Member): string {
-  const line = member.logs().split('\n').find((l) => l.includes('"serving metrics and health"'));
-  const address = line === undefined ? undefined : (JSON.parse(line) as { address: string }).address;
-  if (address === undefined) throw new Error(`no metrics address in the log:\n${member.logs()}`);
-  return `http://${address}/metrics`;
+  return `${member.clientUrl}/metrics`;
 }
 
 /** One scrape: the value of a sample by name and labels (undefined when absent). */

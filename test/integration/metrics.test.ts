@@ -36,7 +36,8 @@ describe.skipIf(targetFromEnv() === 'etcd')('metrics and health endpoints', () =
   let base: string;
 
   beforeAll(async () => {
-    member = await startMember({ name: 'metrics', args: ['--metrics-lock-names', 'metered,metered-election'] });
+    // An extra metrics listener, as an operator may give one; the client port serves the same paths.
+    member = await startMember({ name: 'metrics', args: ['--metrics-lock-names', 'metered,metered-election', '--listen-metrics-urls', 'http://127.0.0.1:0'] });
     const line = member.logs().split('\n').find((l) => l.includes('"serving metrics and health"'));
     const address = line === undefined ? undefined : (JSON.parse(line) as { address: string }).address;
     if (address === undefined) throw new Error(`no metrics address in the log:\n${member.logs()}`);
@@ -51,6 +52,18 @@ describe.skipIf(targetFromEnv() === 'etcd')('metrics and health endpoints', () =
     expect((await fetch(`${base}/livez`)).status).toBe(200);
     expect((await fetch(`${base}/readyz`)).status).toBe(200);
     expect((await fetch(`${base}/nope`)).status).toBe(404);
+  });
+
+  it('serves /metrics, /health, /livez and /readyz on the client port too, the same as on the metrics listener', async () => {
+    const client = member.clientUrl;
+    expect(client).not.toBe(base);
+    const health = await fetch(`${client}/health`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toMatchObject({ health: 'true' });
+    expect((await fetch(`${client}/livez`)).status).toBe(200);
+    expect((await fetch(`${client}/readyz`)).status).toBe(200);
+    const scraped = parseExposition(await (await fetch(`${client}/metrics`)).text());
+    expect(value(scraped, 'etcd_server_has_leader')).toBe(1);
   });
 
   it('scrapes in exposition format after traffic, with the counters moving', async () => {

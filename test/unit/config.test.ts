@@ -17,6 +17,9 @@ describe('flags', () => {
     expect(config.maxRequestBytes).toBe(1.5 * 1024 * 1024);
     expect(config.heartbeatIntervalMs).toBe(100);
     expect(config.electionTimeoutMs).toBe(1000);
+    // As etcd: no metrics listener of its own (the client port serves /metrics), so members share a host.
+    expect(config.listenMetricsUrls).toEqual([]);
+    expect(run(['--listen-metrics-urls', 'http://127.0.0.1:2381']).listenMetricsUrls.map(String)).toEqual(['http://127.0.0.1:2381/']);
   });
 
   it('takes --flag value and --flag=value', () => {
