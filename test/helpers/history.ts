@@ -71,7 +71,7 @@ export async function appendHistory(dataDir: string, options: HistoryOptions): P
       machine.markDurable();
     }
     // The member's own background deleter, without its pause between batches (nobody is waiting to be served).
-    const compactor = new Compactor({ kv: storage.space('kv'), write: (ops) => storage.write(ops, false), store: () => machine.store, logger: silentLogger, pauseMs: 0 });
+    const compactor = new Compactor({ kv: storage.space('kv'), write: (ops) => storage.write(ops, false), store: () => machine.store, reclaim: (start, end) => storage.compactSpaceRange('kv', start, end), logger: silentLogger, pauseMs: 0 });
     machine.onCompaction((revision) => compactor.schedule(revision));
     const firstRevision = machine.store.currentRevision + 1;
     const { index, compactions } = await appendEntries(storage, machine, lastLogIndex, options);
