@@ -8,6 +8,7 @@
  * the bytes back with protobufjs.
  */
 import type { KeyValue, MvccEvent } from '../mvcc/types.js';
+import { ownBytes } from '../proto.js';
 import type { WatchResponse } from '../watch/types.js';
 
 export interface HeaderFields {
@@ -33,7 +34,7 @@ export function encodeWatchResponse(response: WatchResponse, header: HeaderField
 }
 
 /** Field 11 (an Event), from the cache when another watcher already needed it. */
-function eventField(event: MvccEvent): Uint8Array {
+export function eventField(event: MvccEvent): Uint8Array {
   const cache = event.prevKv === undefined ? withoutPrev : withPrev;
   const cached = cache.get(event.kv);
   if (cached !== undefined) return cached;
@@ -43,7 +44,9 @@ function eventField(event: MvccEvent): Uint8Array {
   if (event.prevKv !== undefined) body.message(3, keyValue(event.prevKv));
   const field = new Bytes();
   field.message(11, body.finish());
-  const bytes = field.finish();
+  // Copied out of Node's buffer pool: the cached bytes live as long as their KeyValue (in the
+  // version cache, for minutes), and a view would keep a whole 8 KiB pool slab alive with them.
+  const bytes = ownBytes(field.finish());
   cache.set(event.kv, bytes);
   return bytes;
 }
