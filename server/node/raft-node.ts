@@ -164,12 +164,25 @@ export class RaftNode implements Consensus {
 
   async propose(mutation: Mutation, signal?: AbortSignal): Promise<ApplyResult> {
     if (this.stopped || this.removed) throw new GavelError('Stopped');
-    // Like etcd, a write made while there is no leader waits for one (bounded), instead of failing.
-    if (this.leader === NONE) await this.waitForLeader(signal);
-    return this.proposeNow(mutation, signal);
+    // Like etcd, a write made while there is no leader waits for one (bounded by the request
+    // timeout) instead of failing. The core can know the leader is gone a moment before this
+    // shell does (the Ready saying so is not handled yet, on a busy machine): a proposal it drops
+    // for that waits again, within the same bound, instead of answering "no leader" at once.
+    const deadline = performance.now() + this.requestTimeoutMs;
+    for (;;) {
+      if (this.leader === NONE) {
+        await this.conditions.wait(() => this.leader !== NONE, Math.max(0, deadline - performance.now()), () => new GavelError('NoLeader'), signal);
+      }
+      const proposed = this.proposeNow(mutation, signal);
+      if (proposed !== 'dropped') return proposed;
+      const remaining = deadline - performance.now();
+      if (remaining <= 0) throw new GavelError('NoLeader');
+      await pause(Math.min(this.options.heartbeatIntervalMs, remaining), signal);
+    }
   }
 
-  private proposeNow(mutation: Mutation, signal?: AbortSignal): Promise<ApplyResult> {
+  /** The proposal's outcome, or 'dropped' when the core knows of no leader to send it to. */
+  private proposeNow(mutation: Mutation, signal?: AbortSignal): Promise<ApplyResult> | 'dropped' {
     const refusal = this.refuseWrite();
     if (refusal) return Promise.reject(refusal);
     if (signal?.aborted) return Promise.reject(signal.reason);
@@ -179,6 +192,7 @@ export class RaftNode implements Consensus {
     const data = encodeRequest(id, mutation);
     if (data.length > this.options.maxRequestBytes) return Promise.reject(new GavelError('RequestTooLarge'));
     const result = this.rawNode.propose(data);
+    if (!result.ok && result.reason === 'noLeader') return 'dropped';
     if (!result.ok) return Promise.reject(proposeError(result));
     const waiter = deferred<ApplyResult>();
     const timer = setTimeout(() => this.failWaiter(id, new GavelError('Timeout')), this.requestTimeoutMs);
@@ -813,4 +827,20 @@ function cryptoRandom(): number {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Resolves after ms; rejects with the signal's reason if it aborts first. */
+function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
 }

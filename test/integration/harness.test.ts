@@ -104,7 +104,8 @@ describe('startMember with the gavel contract', () => {
 
   it('gives up after readyTimeoutMs with the stderr tail, and kills the process', async () => {
     const token = `--fake-token-${process.pid}-${Date.now()}`;
-    await expect(startMember({ ...fake, args: ['--fake-never-ready', token], readyTimeoutMs: 800 })).rejects.toThrow(/not ready within 800 ms[\s\S]*waiting for a leader/);
+    // 5 s: the fake must get to print its line first, which takes node more than 800 ms on a loaded machine.
+    await expect(startMember({ ...fake, args: ['--fake-never-ready', token], readyTimeoutMs: 5_000 })).rejects.toThrow(/not ready within 5000 ms[\s\S]*waiting for a leader/);
     expect(processesMentioning(token)).toEqual([]);
   });
 
