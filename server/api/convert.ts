@@ -185,7 +185,9 @@ export function deleteRangeResponseToWire(r: DeleteRangeResponse): { deleted: st
 
 /**
  * Nested responses carry a header too in etcd (with the txn's revision); clients such as
- * clientv3 read it from the nested Range response, so fill it.
+ * clientv3 read it from the nested Range response, so fill it. A nested Txn response is the
+ * exception: etcd 3.4 gives it an empty header (its range/put/delete responses, at any depth,
+ * still carry the revision).
  */
 export function txnResponseToWire(r: TxnResponse, header: object): { succeeded: boolean; responses: object[] } {
   return { succeeded: r.succeeded, responses: r.responses.map((op) => responseOpToWire(op, header)) };
@@ -200,7 +202,7 @@ function responseOpToWire(op: ResponseOp, header: object): object {
     case 'deleteRange':
       return { response_delete_range: { header, ...deleteRangeResponseToWire(op.response) } };
     case 'txn':
-      return { response_txn: { header, ...txnResponseToWire(op.response, header) } };
+      return { response_txn: { header: {}, ...txnResponseToWire(op.response, header) } };
     default:
       return assertNever(op);
   }
