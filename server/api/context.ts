@@ -37,6 +37,15 @@ export interface ApiContext {
   readonly streams: StreamTally;
 }
 
+/**
+ * The header etcd's Cluster service answers with: cluster, member and term, but no revision
+ * (membership is not part of the key space, so etcd 3.4 leaves revision 0).
+ */
+export function clusterHeader(ctx: ApiContext): Omit<WireHeader, 'revision'> {
+  const status = ctx.node.status();
+  return { cluster_id: status.clusterId.toString(), member_id: status.memberId.toString(), raft_term: String(status.term) };
+}
+
 export function header(ctx: ApiContext, revision?: number): WireHeader {
   const status = ctx.node.status();
   return {

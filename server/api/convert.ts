@@ -61,14 +61,25 @@ function enumValue<T extends number>(value: number | undefined, max: number): T 
   return v as T;
 }
 
+/**
+ * etcd 3.4 accepts a sort_order outside the enum and then sorts by neither direction: it
+ * answers in key order whatever the target (only NONE is promoted to ASCEND for a non-key
+ * target), limit and count as usual. NONE on the key target is exactly that answer.
+ */
+function sortFromWire(w: WireRangeRequest): { sortOrder: SortOrder; sortTarget: SortTarget } {
+  const sortTarget = enumValue<SortTarget>(w.sort_target, SortTarget.Value);
+  const order = w.sort_order ?? 0;
+  const known = Number.isInteger(order) && order >= SortOrder.None && order <= SortOrder.Descend;
+  return known ? { sortOrder: order as SortOrder, sortTarget } : { sortOrder: SortOrder.None, sortTarget: SortTarget.Key };
+}
+
 export function rangeFromWire(w: WireRangeRequest): RangeRequest {
   return {
     key: bytes(w.key),
     rangeEnd: bytes(w.range_end),
     limit: toNumber(w.limit),
     revision: toNumber(w.revision),
-    sortOrder: enumValue<SortOrder>(w.sort_order, SortOrder.Descend),
-    sortTarget: enumValue<SortTarget>(w.sort_target, SortTarget.Value),
+    ...sortFromWire(w),
     serializable: w.serializable === true,
     keysOnly: w.keys_only === true,
     countOnly: w.count_only === true,
@@ -174,7 +185,9 @@ export function deleteRangeResponseToWire(r: DeleteRangeResponse): { deleted: st
 
 /**
  * Nested responses carry a header too in etcd (with the txn's revision); clients such as
- * clientv3 read it from the nested Range response, so fill it.
+ * clientv3 read it from the nested Range response, so fill it. A nested Txn response is the
+ * exception: etcd 3.4 gives it an empty header (its range/put/delete responses, at any depth,
+ * still carry the revision).
  */
 export function txnResponseToWire(r: TxnResponse, header: object): { succeeded: boolean; responses: object[] } {
   return { succeeded: r.succeeded, responses: r.responses.map((op) => responseOpToWire(op, header)) };
@@ -189,7 +202,7 @@ function responseOpToWire(op: ResponseOp, header: object): object {
     case 'deleteRange':
       return { response_delete_range: { header, ...deleteRangeResponseToWire(op.response) } };
     case 'txn':
-      return { response_txn: { header, ...txnResponseToWire(op.response, header) } };
+      return { response_txn: { header: {}, ...txnResponseToWire(op.response, header) } };
     default:
       return assertNever(op);
   }

@@ -4,7 +4,7 @@ import { GavelError } from '../errors.js';
 import type { MemberInfo } from '../node/consensus.js';
 import { toBigInt, toNumber } from './convert.js';
 import { normalizeUrl } from '../cluster/membership.js';
-import { callSignal, header, unary, type ApiContext } from './context.js';
+import { callSignal, clusterHeader, header, unary, type ApiContext } from './context.js';
 import { requireAdmin } from './caller.js';
 import { expectResult } from './kv.js';
 import { alarmText, type AlarmMember } from '../alarm/alarms.js';
@@ -37,18 +37,19 @@ export function maintenanceService(ctx: ApiContext): grpc.UntypedServiceImplemen
     }),
 
     // etcd puts every Alarm request through Raft: GET reads after a read barrier instead (the
-    // same linearizable answer, no log entry); ACTIVATE and DEACTIVATE are proposed.
+    // same linearizable answer, no log entry); ACTIVATE and DEACTIVATE are proposed. etcd 3.4's
+    // Alarm answer has no header at all (neither its applier nor its gRPC layer fills one).
     Alarm: unary(async (r: WireAlarmRequest, call) => {
       const signal = callSignal(call);
       if ((r.action ?? AlarmAction.GET) === AlarmAction.GET) {
         await ctx.node.readBarrier(signal);
         // A GET changes nothing: applied to this member's list directly, by the code that applies entries.
         const { result } = applyAlarm(ctx.machine.alarms, { action: AlarmAction.GET, memberID: '0', alarm: r.alarm ?? 0 });
-        return { header: header(ctx), alarms: result.alarms.map(alarmToWire) };
+        return { alarms: result.alarms.map(alarmToWire) };
       }
       const result = expectResult(await ctx.node.propose({ alarm: { action: r.action, memberID: r.memberID, alarm: r.alarm } }, signal), 'alarm');
       if (r.action === AlarmAction.DEACTIVATE && result.alarms.length > 0) ctx.logger.info('alarm disarmed', { alarms: result.alarms.map(alarmText) });
-      return { header: header(ctx), alarms: result.alarms.map(alarmToWire) };
+      return { alarms: result.alarms.map(alarmToWire) };
     }),
 
     // Under auth, hashes, snapshots, defragmentation and moving the leader are root's (etcd's authMaintenanceServer);
@@ -57,7 +58,8 @@ export function maintenanceService(ctx: ApiContext): grpc.UntypedServiceImplemen
       await requireAdmin(ctx, call, callSignal(call));
       const store = ctx.machine.store;
       const revision = toNumber(r.revision) > 0 ? toNumber(r.revision) : store.currentRevision;
-      const compacted = store.compactedRevision;
+      // etcd's compact revision is -1 until the first compaction, and HashKV reports it as is.
+      const compacted = store.compactedRevision > 0 ? store.compactedRevision : -1;
       return { header: header(ctx), hash: await ctx.hashKv(revision), compact_revision: String(compacted), hash_revision: String(revision) };
     }),
 
@@ -69,7 +71,8 @@ export function maintenanceService(ctx: ApiContext): grpc.UntypedServiceImplemen
     Defragment: unary(async (_r: object, call) => {
       await requireAdmin(ctx, call, callSignal(call));
       await ctx.defragment();
-      return { header: header(ctx) };
+      // etcd 3.4 answers an empty DefragmentResponse: no header.
+      return {};
     }),
 
     // A backup, streamed as etcd streams its database (server/api/snapshot.ts); root only under auth.
@@ -81,7 +84,8 @@ export function maintenanceService(ctx: ApiContext): grpc.UntypedServiceImplemen
       const member = ctx.node.members().find((m) => m.id === target);
       if (member === undefined || member.isLearner) throw new GavelError('BadLeaderTransferee');
       await ctx.node.transferLeadership(target);
-      return { header: header(ctx) };
+      // etcd 3.4 answers an empty MoveLeaderResponse: no header.
+      return {};
     }),
   };
 }
@@ -105,7 +109,7 @@ export function clusterService(ctx: ApiContext): grpc.UntypedServiceImplementati
   return {
     MemberList: unary(async (r: { linearizable?: boolean }, call) => {
       if (r.linearizable) await ctx.node.readBarrier(callSignal(call));
-      return { header: header(ctx), members: list() };
+      return { header: clusterHeader(ctx), members: list() };
     }),
 
     // Membership changes are root's under auth (etcd's checkMembershipOperationPermission); MemberList is anyone's.
@@ -116,7 +120,7 @@ export function clusterService(ctx: ApiContext): grpc.UntypedServiceImplementati
       if (peerUrls.some((u) => taken.has(u))) throw new GavelError('PeerUrlExists');
       const id = await ctx.node.addMember(peerUrls, r.isLearner === true);
       const added = ctx.node.members().find((m) => m.id === id);
-      return { header: header(ctx), member: added ? memberToWire(added) : { ID: id.toString(), peerURLs: peerUrls, isLearner: r.isLearner }, members: list() };
+      return { header: clusterHeader(ctx), member: added ? memberToWire(added) : { ID: id.toString(), peerURLs: peerUrls, isLearner: r.isLearner }, members: list() };
     }),
 
     MemberRemove: unary(async (r: { ID: string }, call) => {
@@ -124,7 +128,7 @@ export function clusterService(ctx: ApiContext): grpc.UntypedServiceImplementati
       const id = toBigInt(r.ID);
       if (!ctx.node.members().some((m) => m.id === id)) throw new GavelError('MemberNotFound');
       await ctx.node.removeMember(id);
-      return { header: header(ctx), members: list() };
+      return { header: clusterHeader(ctx), members: list() };
     }),
 
     MemberPromote: unary(async (r: { ID: string }, call) => {
@@ -134,7 +138,7 @@ export function clusterService(ctx: ApiContext): grpc.UntypedServiceImplementati
       if (member === undefined) throw new GavelError('MemberNotFound');
       if (!member.isLearner) throw new GavelError('MemberNotLearner');
       await ctx.node.promoteMember(id);
-      return { header: header(ctx), members: list() };
+      return { header: clusterHeader(ctx), members: list() };
     }),
 
     MemberUpdate: unary(async (r: { ID: string; peerURLs: string[] }, call) => {
@@ -146,7 +150,7 @@ export function clusterService(ctx: ApiContext): grpc.UntypedServiceImplementati
       if (peerUrls.some((u) => taken.has(u))) throw new GavelError('PeerUrlExists');
       const result = await ctx.node.propose({ member_peer_urls: { id: id.toString(), peer_urls: peerUrls } });
       if (result.type === 'error') throw result.error;
-      return { header: header(ctx), members: list() };
+      return { header: clusterHeader(ctx), members: list() };
     }),
   };
 }

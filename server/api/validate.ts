@@ -11,9 +11,9 @@ function hasBytes(value: Uint8Array | null | undefined): boolean {
 
 export function checkRange(r: WireRangeRequest): void {
   if (!hasBytes(r.key)) throw new GavelError('EmptyKey');
-  const order = r.sort_order ?? 0;
+  // An unknown sort_order is accepted (etcd 3.4 answers unsorted; see rangeFromWire). An unknown
+  // sort_target is refused as etcd 3.5+ refuses it: etcd 3.4 crashes on it.
   const target = r.sort_target ?? 0;
-  if (!Number.isInteger(order) || order < 0 || order > 2) throw new GavelError('InvalidSortOption');
   if (!Number.isInteger(target) || target < 0 || target > 4) throw new GavelError('InvalidSortOption');
 }
 

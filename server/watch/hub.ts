@@ -506,11 +506,15 @@ export class WatchHub {
     }
   }
 
-  /** etcd: a watcher whose history was compacted away is canceled with the compact revision (no reason text). */
+  /**
+   * etcd: a watcher whose history was compacted away is canceled with the compact revision (no
+   * reason text), and its header has no revision (etcd 3.4 sends the event batch's revision,
+   * which a compaction notice does not have).
+   */
   private cancelCompacted(watcher: Watcher, compactRevision: number): void {
     const stream = watcher.stream;
     this.removeWatcher(watcher);
-    stream.push({ watchId: watcher.id, headerRevision: this.revision, canceled: true, compactRevision, events: [] });
+    stream.push({ watchId: watcher.id, headerRevision: 0, canceled: true, compactRevision, events: [] });
     this.afterUnsyncedChange(stream);
   }
 

@@ -209,7 +209,7 @@ describe('create', () => {
     stream.create(watch('k', { startRevision: 4 }));
     expect(sink.responses).toEqual([
       { watchId: 0, headerRevision: 6, created: true, events: [] },
-      { watchId: 0, headerRevision: 6, canceled: true, compactRevision: 4, events: [] },
+      { watchId: 0, headerRevision: 0, canceled: true, compactRevision: 4, events: [] },
     ]);
     expect(stream.watcherCount).toBe(0);
     put('k');
@@ -486,7 +486,7 @@ describe('slow streams', () => {
     history.compact(4);
     sink.accepting = true;
     stream.drained();
-    expect(sink.of(0).at(-1)).toEqual({ watchId: 0, headerRevision: 6, canceled: true, compactRevision: 4, events: [] });
+    expect(sink.of(0).at(-1)).toEqual({ watchId: 0, headerRevision: 0, canceled: true, compactRevision: 4, events: [] });
     expect(sink.events(0)).toEqual(['put k@2', 'put k@3']);
     expect(stream.watcherCount).toBe(1); // the other watcher was synced and is untouched
   });
@@ -508,7 +508,7 @@ describe('slow streams', () => {
     history.compact(6);
     hub.restored();
     hub.tick();
-    expect(sink.responses.at(-1)).toEqual({ watchId: 0, headerRevision: 6, canceled: true, compactRevision: 6, events: [] });
+    expect(sink.responses.at(-1)).toEqual({ watchId: 0, headerRevision: 0, canceled: true, compactRevision: 6, events: [] });
   });
 
   it('a sink that throws closes only its own stream', () => {
