@@ -79,8 +79,17 @@ export interface RaftNodeOptions {
   readonly metrics?: MemberMetrics;
 }
 
+/** A proposal the core dropped because it knew no leader: propose() waits for one and tries again. */
+const DROPPED = Symbol('dropped');
+
+interface QueuedProposal {
+  readonly id: bigint;
+  readonly data: Uint8Array;
+  readonly outcome: Deferred<ApplyResult | typeof DROPPED>;
+}
+
 interface Waiter {
-  readonly deferred: Deferred<ApplyResult>;
+  readonly deferred: Deferred<ApplyResult | typeof DROPPED>;
   readonly data: Uint8Array;
   readonly timer: NodeJS.Timeout;
 }
@@ -105,6 +114,9 @@ const SLOW_MS = 100;
  */
 const APPLY_BATCH_ENTRIES = 1000;
 const APPLY_BATCH_OPS = 50_000;
+/** Queued proposals go to the core in chunks of at most this many entries and bytes (etcd's max message size). */
+const PROPOSAL_CHUNK_ENTRIES = 1024;
+const PROPOSAL_CHUNK_BYTES = 1024 * 1024;
 
 /** A committed entry the state machine could not apply: the member must stop. */
 export class ApplyFailure extends Error {
@@ -117,6 +129,8 @@ export class ApplyFailure extends Error {
 export class RaftNode implements Consensus {
   private readonly rawNode: RawNode;
   private readonly waiters = new Map<bigint, Waiter>();
+  /** Proposals not yet handed to the core (the Ready loop proposes them together). */
+  private proposalQueue: QueuedProposal[] = [];
   /** Callers waiting for a leader, a leadership transfer or a hand-over (released by onSoftState). */
   private readonly conditions = new Conditions();
   private readonly confWaiters = new Map<string, Deferred<void>>();
@@ -164,6 +178,10 @@ export class RaftNode implements Consensus {
 
   async propose(mutation: Mutation, signal?: AbortSignal): Promise<ApplyResult> {
     if (this.stopped || this.removed) throw new GavelError('Stopped');
+    const id = this.nextRequestId;
+    this.nextRequestId = (this.nextRequestId + 1n) & 0xffff_ffff_ffff_ffffn;
+    const data = encodeRequest(id, mutation);
+    if (data.length > this.options.maxRequestBytes) throw new GavelError('RequestTooLarge');
     // Like etcd, a write made while there is no leader waits for one (bounded by the request
     // timeout) instead of failing. The core can know the leader is gone a moment before this
     // shell does (the Ready saying so is not handled yet, on a busy machine): a proposal it drops
@@ -173,32 +191,57 @@ export class RaftNode implements Consensus {
       if (this.leader === NONE) {
         await this.conditions.wait(() => this.leader !== NONE, Math.max(0, deadline - performance.now()), () => new GavelError('NoLeader'), signal);
       }
-      const proposed = this.proposeNow(mutation, signal);
-      if (proposed !== 'dropped') return proposed;
+      const outcome = await this.queueProposal(id, data, signal);
+      if (outcome !== DROPPED) return outcome;
       const remaining = deadline - performance.now();
       if (remaining <= 0) throw new GavelError('NoLeader');
       await pause(Math.min(this.options.heartbeatIntervalMs, remaining), signal);
     }
   }
 
-  /** The proposal's outcome, or 'dropped' when the core knows of no leader to send it to. */
-  private proposeNow(mutation: Mutation, signal?: AbortSignal): Promise<ApplyResult> | 'dropped' {
+  /**
+   * Queues a proposal for the Ready loop, which hands everything queued to the core at once
+   * (proposeQueued): one append per follower for all of them, not one per client request.
+   * Resolves with the entry's result once applied, or DROPPED when there was no leader to take it.
+   */
+  private queueProposal(id: bigint, data: Uint8Array, signal?: AbortSignal): Promise<ApplyResult | typeof DROPPED> {
     const refusal = this.refuseWrite();
     if (refusal) return Promise.reject(refusal);
     if (signal?.aborted) return Promise.reject(signal.reason);
-    if (this.waiters.size >= this.options.maxPendingProposals) return Promise.reject(new GavelError('TooManyRequests'));
-    const id = this.nextRequestId;
-    this.nextRequestId = (this.nextRequestId + 1n) & 0xffff_ffff_ffff_ffffn;
-    const data = encodeRequest(id, mutation);
-    if (data.length > this.options.maxRequestBytes) return Promise.reject(new GavelError('RequestTooLarge'));
-    const result = this.rawNode.propose(data);
-    if (!result.ok && result.reason === 'noLeader') return 'dropped';
-    if (!result.ok) return Promise.reject(proposeError(result));
-    const waiter = deferred<ApplyResult>();
-    const timer = setTimeout(() => this.failWaiter(id, new GavelError('Timeout')), this.requestTimeoutMs);
-    this.waiters.set(id, { deferred: waiter, data, timer });
+    if (this.waiters.size + this.proposalQueue.length >= this.options.maxPendingProposals) return Promise.reject(new GavelError('TooManyRequests'));
+    const outcome = deferred<ApplyResult | typeof DROPPED>();
+    this.proposalQueue.push({ id, data, outcome });
     this.scheduleReady();
-    return waiter.promise;
+    return outcome.promise;
+  }
+
+  /** Hands the queued proposals to the core, in chunks of bounded size; each chunk succeeds or fails whole. */
+  private proposeQueued(): void {
+    if (this.proposalQueue.length === 0) return;
+    const queue = this.proposalQueue;
+    this.proposalQueue = [];
+    for (let start = 0; start < queue.length; ) {
+      let end = start;
+      let bytes = 0;
+      while (end < queue.length && (end === start || (end - start < PROPOSAL_CHUNK_ENTRIES && bytes + queue[end]!.data.length <= PROPOSAL_CHUNK_BYTES))) {
+        bytes += queue[end]!.data.length;
+        end += 1;
+      }
+      const chunk = queue.slice(start, end);
+      start = end;
+      const result = this.rawNode.proposeMany(chunk.map((p) => p.data));
+      for (const proposal of chunk) {
+        if (result.ok) {
+          const timer = setTimeout(() => this.failWaiter(proposal.id, new GavelError('Timeout')), this.requestTimeoutMs);
+          this.waiters.set(proposal.id, { deferred: proposal.outcome, data: proposal.data, timer });
+        } else if (result.reason === 'noLeader') {
+          proposal.outcome.resolve(DROPPED);
+        } else {
+          this.options.metrics?.proposalsFailed.inc();
+          proposal.outcome.reject(proposeError(result));
+        }
+      }
+    }
   }
 
   async readBarrier(signal?: AbortSignal): Promise<void> {
@@ -257,7 +300,7 @@ export class RaftNode implements Consensus {
   }
 
   pendingProposals(): number {
-    return this.waiters.size;
+    return this.waiters.size + this.proposalQueue.length;
   }
 
   private checkpointClears = new Set<bigint>();
@@ -391,6 +434,8 @@ export class RaftNode implements Consensus {
     if (this.ticker) clearInterval(this.ticker);
     while (this.processing) await sleep(5);
     for (const id of [...this.waiters.keys()]) this.failWaiter(id, new GavelError('Stopped'));
+    for (const proposal of this.proposalQueue) proposal.outcome.reject(new GavelError('Stopped'));
+    this.proposalQueue = [];
     this.releaseAppliedWaiters();
     this.conditions.failAll(new GavelError('Stopped'));
     for (const read of this.reads.values()) for (const w of read.waiters) w.reject(new GavelError('Stopped'));
@@ -447,7 +492,7 @@ export class RaftNode implements Consensus {
           this.processing = false;
           if (this.stopped) return;
           if (this.options.raftStorage.wantsSnapshot) this.prepareSnapshot();
-          if (this.rawNode.hasReady()) this.scheduleReady();
+          if (this.rawNode.hasReady() || this.proposalQueue.length > 0) this.scheduleReady();
         },
         (error: unknown) => {
           // A failed disk write leaves memory and disk disagreeing, and an entry that cannot be
@@ -465,7 +510,13 @@ export class RaftNode implements Consensus {
   }
 
   private async processReadies(): Promise<void> {
-    while (!this.stopped && this.rawNode.hasReady()) await this.handleReady(this.rawNode.ready());
+    for (;;) {
+      if (this.stopped) return;
+      // Everything proposed while the last Ready was being handled goes to the core together.
+      this.proposeQueued();
+      if (!this.rawNode.hasReady()) return;
+      await this.handleReady(this.rawNode.ready());
+    }
   }
 
   private async handleReady(ready: Ready): Promise<void> {

@@ -89,6 +89,16 @@ export class RawNode {
     return this.proposeEntries([{ term: 0, index: 0, type: 'normal', data }]);
   }
 
+  /**
+   * Several normal entries as one proposal: the leader appends them together and sends each
+   * follower one append for all of them (a forwarding follower sends the leader one message).
+   * They succeed or fail together.
+   */
+  proposeMany(data: readonly Uint8Array[]): ProposeResult {
+    assert(data.length > 0, 'proposeMany: nothing to propose');
+    return this.proposeEntries(data.map((bytes) => ({ term: 0, index: 0, type: 'normal', data: bytes })));
+  }
+
   /** One change at a time: refused while an earlier one is not yet applied (on the leader). */
   proposeConfChange(cc: ConfChange): ProposeResult {
     if (this.raft.role === 'leader' && this.raft.confChangePending()) return { ok: false, reason: 'confChangePending' };

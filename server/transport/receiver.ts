@@ -3,7 +3,9 @@
  * stream batches in order, reassembles snapshots and plumbs the lease calls to the handlers.
  */
 import * as grpc from '@grpc/grpc-js';
+import type { Socket } from 'node:net';
 import { toServiceError, type ServiceErrorLike } from '../api/status.js';
+import { GavelError } from '../errors.js';
 import { encodedSize, StreamOutput, type StreamTally } from '../api/stream-output.js';
 import type { Logger } from '../log.js';
 import type { Message, SnapMessage } from '../raft/types.js';
@@ -20,6 +22,7 @@ import {
   type WireSnapshotChunk,
   type WireStreamAck,
 } from './service.js';
+import { AnswerKind, decodeHello, encodeAnswer, FrameReader, frame, StreamProtocolError } from './raft-stream.js';
 import { ChunkSequence, type IncomingSnapshot, type SnapshotStreams } from './snapshot.js';
 import type { TransportHandlers, TransportMetrics } from './types.js';
 
@@ -125,6 +128,61 @@ function receiveStream(env: ReceiverEnvironment, call: grpc.ServerDuplexStream<F
     if (batch.wantAck) ack(String(batch.seq));
   });
   call.on('end', () => call.end());
+}
+
+/** Largest Raft stream frame accepted: batches are cut at maxBatchBytes (4 MiB) by the sender. */
+export const MAX_STREAM_FRAME_BYTES = 64 * 1024 * 1024;
+
+/**
+ * The listening side of a Raft stream connection (raft-stream.ts), after its magic: a hello
+ * checked as the gRPC stream's metadata is, then batches delivered in order as they arrive.
+ * Answers (acks) that the dialler does not read stop this side reading, as on the gRPC stream.
+ */
+export function receiveRawStream(env: ReceiverEnvironment, socket: Socket, rest: Buffer): void {
+  const reader = new FrameReader(MAX_STREAM_FRAME_BYTES);
+  let from: bigint | undefined;
+  let failed = false;
+  const output = new StreamOutput<Buffer>(socket, { kind: 'peer_receive', tally: env.streams, reader: socket });
+  const answer = (payload: Buffer): void => {
+    const bytes = frame(payload);
+    output.write(bytes, bytes.byteLength);
+  };
+  const refuse = (reason: string): void => {
+    failed = true;
+    env.logger.warn('refused peer stream', { peer: from?.toString(), error: reason });
+    socket.end(frame(encodeAnswer({ kind: AnswerKind.Refusal, reason })));
+    socket.destroySoon();
+  };
+  const onFrame = (payload: Uint8Array): void => {
+    if (from === undefined) {
+      const hello = decodeHello(payload);
+      if (hello.clusterId !== env.clusterId) return refuse('gavel: cluster id mismatch');
+      if (hello.to !== 0n && hello.to !== env.memberId) return refuse('gavel: member id mismatch');
+      from = hello.from;
+      answer(encodeAnswer({ kind: AnswerKind.Ack, seq: 0n })); // accepted
+      return;
+    }
+    env.metrics?.receivedBytes(from, payload.byteLength + 4);
+    const batch = decodeBatch(payload);
+    deliver(env, from, batch.messages);
+    if (batch.wantAck) answer(encodeAnswer({ kind: AnswerKind.Ack, seq: BigInt(batch.seq) }));
+  };
+  const onData = (chunk: Buffer): void => {
+    if (failed) return;
+    try {
+      for (const payload of reader.push(chunk)) {
+        onFrame(payload);
+        if (failed) return;
+      }
+    } catch (error) {
+      if (!(error instanceof StreamProtocolError) && !(error instanceof GavelError)) throw error;
+      refuse(`gavel: bad peer stream: ${error.message}`);
+    }
+  };
+  socket.setNoDelay(true);
+  socket.on('error', () => undefined); // a peer going away is normal; 'close' ends the stream
+  socket.on('data', onData);
+  if (rest.byteLength > 0) onData(rest);
 }
 
 /**

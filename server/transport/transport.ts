@@ -14,9 +14,10 @@ import { GavelError, assert } from '../errors.js';
 import type { StreamTally } from '../api/stream-output.js';
 import type { Logger } from '../log.js';
 import type { Message } from '../raft/types.js';
-import { channelCredentials, serverCredentials, type TlsMaterial } from '../tls.js';
+import { channelCredentials, type TlsMaterial } from '../tls.js';
 import { Peer, type PeerEnvironment, type PeerLimits } from './peer.js';
-import { peerService } from './receiver.js';
+import { peerService, receiveRawStream, type ReceiverEnvironment } from './receiver.js';
+import { PeerPort } from './peer-port.js';
 import { peerDefinitions } from './service.js';
 import { memorySnapshotStreams, type SnapshotStatus, type SnapshotStreams } from './snapshot.js';
 import type { LeaseTimeToLive, TransportHandlers, TransportMetrics } from './types.js';
@@ -68,6 +69,7 @@ export class PeerTransport {
   private readonly logger: Logger;
   private readonly peerEnv: PeerEnvironment;
   private server: grpc.Server | undefined;
+  private readonly ports: PeerPort[] = [];
   private stopped = false;
   private readonly snapshotStreams: SnapshotStreams;
 
@@ -85,6 +87,7 @@ export class PeerTransport {
       limits,
       random: options.random ?? Math.random,
       channelCredentials: (url) => channelCredentials(url, options.tls),
+      tls: options.tls,
       ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
       ...(options.streams === undefined ? {} : { streams: options.streams }),
       unreachable: (peer) => {
@@ -104,24 +107,32 @@ export class PeerTransport {
       'grpc.keepalive_time_ms': 10_000,
       'grpc.keepalive_timeout_ms': 5_000,
     });
-    server.addService(
-      peerDefinitions().server,
-      peerService({
-        memberId: this.options.memberId,
-        clusterId: this.options.clusterId,
-        logger: this.logger,
-        handlers: this.options.handlers,
-        ...(this.options.metrics === undefined ? {} : { metrics: this.options.metrics }),
-        ...(this.options.streams === undefined ? {} : { streams: this.options.streams }),
-        maxSnapshotBytes: this.options.maxSnapshotBytes ?? bufferConstants.MAX_LENGTH,
-        snapshotStreams: this.snapshotStreams,
-      }),
-    );
+    const receiver: ReceiverEnvironment = {
+      memberId: this.options.memberId,
+      clusterId: this.options.clusterId,
+      logger: this.logger,
+      handlers: this.options.handlers,
+      ...(this.options.metrics === undefined ? {} : { metrics: this.options.metrics }),
+      ...(this.options.streams === undefined ? {} : { streams: this.options.streams }),
+      maxSnapshotBytes: this.options.maxSnapshotBytes ?? bufferConstants.MAX_LENGTH,
+      snapshotStreams: this.snapshotStreams,
+    };
+    server.addService(peerDefinitions().server, peerService(receiver));
     this.server = server;
     const addresses: string[] = [];
     try {
-      for (const url of this.options.listenUrls) addresses.push(await bind(server, url, this.options.tls));
+      for (const url of this.options.listenUrls) {
+        const port = await PeerPort.listen(url, {
+          grpcServer: server,
+          onStream: (socket, rest) => receiveRawStream(receiver, socket, rest),
+          tls: this.options.tls,
+          logger: this.logger,
+        });
+        this.ports.push(port);
+        addresses.push(port.address);
+      }
     } catch (error) {
+      for (const port of this.ports) port.close();
       server.forceShutdown();
       throw error;
     }
@@ -151,16 +162,22 @@ export class PeerTransport {
   }
 
   send(messages: readonly Message[]): void {
+    if (messages.length === 0) return;
+    // A Ready's messages, grouped per peer so each peer writes them together.
+    const byPeer = new Map<Peer, Message[]>();
     for (const m of messages) {
       const peer = this.peers.get(m.to);
       if (peer !== undefined) {
-        peer.enqueue(m);
+        const group = byPeer.get(peer);
+        if (group === undefined) byPeer.set(peer, [m]);
+        else group.push(m);
         continue;
       }
       // The core may address a member it has just removed; Raft treats this as a lost message.
       this.logger.debug('dropped a message to an unknown peer', { to: m.to, type: m.type });
       if (m.type === 'snap') this.peerEnv.snapshotStatus(m.to, 'failure');
     }
+    for (const [peer, group] of byPeer) peer.send(group);
   }
 
   async leaseRenew(leader: bigint, id: bigint, signal?: AbortSignal): Promise<number> {
@@ -180,6 +197,11 @@ export class PeerTransport {
     return this.peers.get(peer)?.isActive() ?? false;
   }
 
+  /** How messages reach `peer` now (undefined while not connected). */
+  via(peer: bigint): 'raft-stream' | 'grpc' | undefined {
+    return this.peers.get(peer)?.via();
+  }
+
   /** Messages and estimated bytes waiting for `peer` (for metrics and tests). */
   pending(peer: bigint): { messages: number; bytes: number } | undefined {
     return this.peers.get(peer)?.pending();
@@ -190,6 +212,7 @@ export class PeerTransport {
     this.stopped = true;
     for (const peer of this.peers.values()) peer.stop();
     this.peers.clear();
+    for (const port of this.ports) port.close();
     // Not tryShutdown: the peers' inbound streams are long-lived and would hold it open.
     this.server?.forceShutdown();
     await nextTurn(); // let the listening sockets close before a restart binds the same port
@@ -212,16 +235,6 @@ export class PeerTransport {
 function definedLimits(options: Partial<PeerLimits>): Partial<PeerLimits> {
   const keys = Object.keys(DEFAULT_PEER_LIMITS) as (keyof PeerLimits)[];
   return Object.fromEntries(keys.filter((k) => options[k] !== undefined).map((k) => [k, options[k]]));
-}
-
-function bind(server: grpc.Server, url: URL, tls: TlsMaterial | undefined): Promise<string> {
-  const port = url.port === '' ? (url.protocol === 'https:' ? '443' : '80') : url.port;
-  return new Promise((resolve, reject) => {
-    server.bindAsync(`${url.hostname}:${port}`, serverCredentials(url, tls), (error, bound) => {
-      if (error !== null) reject(error);
-      else resolve(`${url.hostname}:${bound}`);
-    });
-  });
 }
 
 function toSafeNumber(value: string, field: string): number {

@@ -180,6 +180,7 @@ describe.skipIf(target === 'etcd')('peer transport over TLS (in process)', () =>
     expect(intruder.received).toEqual([]);
     expect([...a.received, ...b.received].filter((m) => m.from === 3n)).toEqual([]);
     expect(a.transport.isActive(2n) && b.transport.isActive(1n)).toBe(true);
+    expect([a.transport.via(2n), b.transport.via(1n)]).toEqual(['raft-stream', 'raft-stream']);
     expect([a.transport.isActive(3n), b.transport.isActive(3n), intruder.transport.isActive(1n), intruder.transport.isActive(2n)]).toEqual([false, false, false, false]);
   });
 });

@@ -1,6 +1,6 @@
 // Goal: the peer streams between members are bounded both ways: a sender that never reads its acks stops the receiver reading (instead of acks piling up), and a receiver that never reads leaves the sender's batches in its bounded queue (instead of in gRPC's buffer); either way all is freed when the stream goes.
 import { createServer, type Http2Server } from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import { connect as connectTcp, createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_MAX_BUFFERED_BYTES } from '../../server/api/stream-output.js';
@@ -8,6 +8,8 @@ import { GavelError } from '../../server/errors.js';
 import { silentLogger } from '../../server/log.js';
 import { StreamAccounting } from '../../server/metrics/streams.js';
 import type { Message } from '../../server/raft/types.js';
+import { AnswerKind, encodeAnswer, encodeHello, frame, STREAM_MAGIC } from '../../server/transport/raft-stream.js';
+import { encodeBatch } from '../../server/transport/wire.js';
 import { METADATA_CLUSTER_ID, METADATA_FROM, METADATA_TO } from '../../server/transport/service.js';
 import { PeerTransport, type PeerTransportOptions } from '../../server/transport/transport.js';
 import { grpcFrame, UnreadStream } from '../helpers/unread.js';
@@ -65,6 +67,45 @@ async function deafPeer(): Promise<string> {
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
+/** A member speaking the Raft stream that accepts it (ack 0) and then never reads a byte of it. */
+async function deafStreamPeer(): Promise<string> {
+  const server = createTcpServer((socket: Socket) => {
+    socket.on('error', () => undefined);
+    socket.once('data', () => {
+      socket.write(frame(encodeAnswer({ kind: AnswerKind.Ack, seq: 0n })));
+      socket.pause();
+    });
+    cleanups.push(() => socket.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanups.push(() => server.close());
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+/** Writes `chunk` until the socket stays blocked for stallMs or maxWrites were made; returns the writes taken. */
+async function floodSocket(socket: Socket, chunk: Buffer, maxWrites: number, stallMs = 500): Promise<number> {
+  let taken = 0;
+  for (let i = 0; i < maxWrites && !socket.destroyed; i++) {
+    const room = socket.write(chunk, (error) => {
+      if (error === null || error === undefined) taken++;
+    });
+    if (!room) {
+      const drained = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), stallMs);
+        socket.once('drain', () => {
+          clearTimeout(timer);
+          resolve(true);
+        });
+      });
+      if (!drained) break;
+    } else {
+      // The receiver is in this process: let it read.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+  return taken;
+}
+
 function append(from: bigint, to: bigint, index: number, bytes: number): Message {
   return { type: 'app', from, to, term: 1, logTerm: 1, index, commit: 0, entries: [{ term: 1, index: index + 1, type: 'normal', data: new Uint8Array(bytes) }] };
 }
@@ -88,13 +129,38 @@ describe('peer stream back-pressure', () => {
     expect(accounting.snapshot('peer_receive').bytes).toBe(0);
   });
 
-  it('sender: batches a peer does not read wait in the bounded queue, not in gRPC; freed on removal', async () => {
+  it('receiver, Raft stream: acks the sender does not read stop this member reading its batches', async () => {
+    const accounting = new StreamAccounting(new Registry());
+    const { address } = await startTransport(1n, accounting);
+    const socket = connectTcp({ host: '127.0.0.1', port: Number(address.split(':')[1]) });
+    socket.on('error', () => undefined);
+    cleanups.push(() => socket.destroy());
+    socket.pause(); // never reads the answers
+    socket.write(Buffer.concat([STREAM_MAGIC, frame(encodeHello({ clusterId: CLUSTER, from: 2n, to: 1n }))]));
+    const batch = frame(encodeBatch([], 7, true));
+    const perWrite = 100;
+    // The answers fill the kernel's socket buffers (megabytes on loopback) before the receiver's own bound.
+    const maxWrites = 40_000;
+    const taken = await floodSocket(socket, Buffer.concat(Array.from({ length: perWrite }, () => batch)), maxWrites);
+    const figures = accounting.snapshot('peer_receive');
+    expect(taken).toBeLessThan(maxWrites);
+    expect(figures.open).toBe(1);
+    expect(figures.paused).toBeGreaterThanOrEqual(1);
+    expect(figures.peakBytes).toBeLessThanOrEqual(DEFAULT_MAX_BUFFERED_BYTES + 64);
+    socket.destroy();
+    await waitFor('the receiver stream freed', () => accounting.snapshot('peer_receive').open === 0);
+    expect(accounting.snapshot('peer_receive').bytes).toBe(0);
+  });
+
+  for (const [name, deaf] of [['Raft stream', deafStreamPeer], ['gRPC stream (a member from before the Raft stream)', deafPeer]] as const) {
+  it(`sender, ${name}: batches a peer does not read wait in the bounded queue, not in the socket; freed on removal`, async () => {
     const accounting = new StreamAccounting(new Registry());
     const maxBatchBytes = 64 * 1024;
     const maxQueueBytes = 2 * 1024 * 1024;
     const { transport } = await startTransport(1n, accounting, { maxBatchBytes, maxQueueBytes });
-    transport.addPeer(2n, [await deafPeer()]);
+    transport.addPeer(2n, [await deaf()]);
     await waitFor('the stream accepted', () => transport.isActive(2n));
+    expect(transport.via(2n)).toBe(deaf === deafPeer ? 'grpc' : 'raft-stream');
     // 12.8 MB of appends, a turn at a time as Raft would send them.
     for (let i = 0; i < 400; i++) {
       transport.send([append(1n, 2n, i, 32 * 1024)]);
@@ -109,4 +175,5 @@ describe('peer stream back-pressure', () => {
     transport.removePeer(2n);
     expect(accounting.snapshot('peer_send')).toMatchObject({ open: 0, bytes: 0 });
   });
+  }
 });

@@ -2,11 +2,15 @@
 // survive restarts and unreachable peers with bounded memory, refuse foreign clusters, and
 // plumb the leader-side lease calls with their errors intact.
 import { createServer } from 'node:net';
+import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { GavelError, isGavelError } from '../../server/errors.js';
 import { silentLogger } from '../../server/log.js';
 import type { Message, SnapMessage } from '../../server/raft/types.js';
 import { PeerTransport, type PeerTransportOptions, type TransportHandlers } from '../../server/transport/transport.js';
+import { peerService } from '../../server/transport/receiver.js';
+import { peerDefinitions } from '../../server/transport/service.js';
+import { memorySnapshotStreams } from '../../server/transport/snapshot.js';
 
 interface Member {
   readonly id: bigint;
@@ -229,6 +233,38 @@ describe('PeerTransport', () => {
     expect((error as Error).message).not.toMatch(/member id/);
     const misaddressed: unknown = await a.transport.leaseRenew(4n, 5n).catch((e: unknown) => e);
     expect((misaddressed as Error).message).toMatch(/FAILED_PRECONDITION: gavel: member id mismatch/);
+  });
+
+  it('speaks the Raft stream to members, and gRPC to a member from before the Raft stream, both ways', async () => {
+    const [a, b] = await Promise.all([startMember(1n), startMember(2n)]);
+    // An older member: the gRPC Peer service alone, on a port grpc-js binds itself.
+    const oldReceived: Message[] = [];
+    const old = new grpc.Server();
+    old.addService(peerDefinitions().server, peerService({
+      memberId: 3n,
+      clusterId: 0xc1n,
+      logger: silentLogger,
+      handlers: { onMessage: (m) => oldReceived.push(m), leaseRenew: () => Promise.reject(new GavelError('NotLeader')), leaseTimeToLive: () => Promise.reject(new GavelError('NotLeader')), members: () => [] },
+      maxSnapshotBytes: 1 << 20,
+      snapshotStreams: memorySnapshotStreams(1 << 20),
+    }));
+    const port = await new Promise<number>((resolve, reject) => old.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))));
+    try {
+      connect(a, b);
+      a.transport.addPeer(3n, [`http://127.0.0.1:${port}`]);
+      for (let i = 1; i <= 3; i++) a.transport.send([heartbeat(1n, 2n, i), heartbeat(1n, 3n, i)]);
+      b.transport.send([heartbeat(2n, 1n, 1)]);
+      await waitFor('delivery to the new and the old member', () => b.received.length === 3 && oldReceived.length >= 1 && a.received.length === 1);
+      expect(a.transport.via(2n)).toBe('raft-stream');
+      expect(b.transport.via(1n)).toBe('raft-stream');
+      expect(a.transport.via(3n)).toBe('grpc');
+      // Messages sent before the fallback found its way may be lost (Raft resends); later ones arrive in order.
+      a.transport.send([heartbeat(1n, 3n, 10), heartbeat(1n, 3n, 11)]);
+      await waitFor('later messages to the old member', () => commits(oldReceived).includes(11));
+      expect(commits(oldReceived).slice(-2)).toEqual([10, 11]);
+    } finally {
+      old.forceShutdown();
+    }
   });
 
   it('measures the round trip through acknowledged batches', async () => {
