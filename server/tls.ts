@@ -72,15 +72,6 @@ function readPem(flag: string, path: string): Buffer {
   return bytes;
 }
 
-/** What a listener on `url` serves with: plaintext for http://, the side's certificate for https://. */
-export function serverCredentials(url: URL, material: TlsMaterial | undefined): grpc.ServerCredentials {
-  if (url.protocol === 'http:') return grpc.ServerCredentials.createInsecure();
-  assert(url.protocol === 'https:', `listen URL ${url.href}: scheme must be http or https`);
-  assert(material !== undefined, `listen URL ${url.href} is https but no certificate was loaded (validate() refuses this)`);
-  assert(!material.clientCertAuth || material.ca !== null, 'client certificate auth without a CA');
-  return grpc.ServerCredentials.createSsl(material.ca, [{ cert_chain: material.cert, private_key: material.key }], material.clientCertAuth);
-}
-
 /** What this member dials `url` with: plaintext for http://; for https://, its certificate (if any) and the trusted CA. */
 export function channelCredentials(url: string, material: TlsMaterial | undefined): grpc.ChannelCredentials {
   const protocol = new URL(url).protocol;

@@ -797,9 +797,13 @@ export class Raft {
   send(out: Outgoing): void {
     const isRequest = out.type === 'prop' || out.type === 'readIndex';
     const term = out.term ?? (isRequest ? 0 : this.term);
-    const message = { ...out, from: out.from ?? this.id, term } as Message;
+    // Every caller passes a fresh object literal, so it is completed in place: copying it with a
+    // spread cost more than anything else the leader did per message (a megamorphic clone).
+    const message = out as { from?: NodeId; term?: number } & Outgoing;
+    if (message.from === undefined) message.from = this.id;
+    message.term = term;
     assert(message.to !== this.id, `message ${message.type} addressed to self`);
-    this.msgs.push(message);
+    this.msgs.push(message as Message);
   }
 
   private bcastAppend(): void {
