@@ -67,6 +67,14 @@ export interface MachineState {
   readonly appliedIndex: number;
 }
 
+/** A point in the apply stream that a level batch makes durable (StateMachine.durableMark). */
+export interface DurableMark {
+  readonly index: number;
+  readonly revision: number;
+  readonly compactions: readonly number[];
+  readonly store: MvccStore;
+}
+
 export class StateMachine {
   private listeners: EventListener[] = [];
   private coordinatorListeners: CoordinatorListener[] = [];
@@ -130,16 +138,32 @@ export class StateMachine {
   }
 
   /**
-   * The caller has written every op apply() returned so far to level: the store may stop pinning
-   * those versions in memory, and compactions applied meanwhile may start deleting.
+   * What level will hold once every op apply() returned so far is written: cut it when the batch
+   * holding those ops is cut, and pass it to markDurable() when that batch has landed. Entries
+   * applied in between belong to the next batch and the next mark.
    */
-  markDurable(): void {
-    this.store.markDurable(this.store.currentRevision);
-    this.durableIndex = this.applied;
-    this.releaseDurable();
-    const compactions = this.compactionsApplied;
+  durableMark(): DurableMark {
+    const mark = { index: this.applied, revision: this.store.currentRevision, compactions: this.compactionsApplied, store: this.store };
     this.compactionsApplied = [];
-    for (const revision of compactions) for (const listener of this.compactionListeners) listener(revision);
+    return mark;
+  }
+
+  /**
+   * The batch cut with `mark` (default: everything applied so far) is in level: the store may
+   * stop pinning those versions in memory, and compactions applied meanwhile may start deleting.
+   */
+  markDurable(mark: DurableMark = this.durableMark()): void {
+    // A snapshot replaced the state while the batch was being written: it speaks for the old one.
+    if (mark.store !== this.store) return;
+    this.store.markDurable(mark.revision);
+    this.durableIndex = Math.max(this.durableIndex, mark.index);
+    this.releaseDurable();
+    for (const revision of mark.compactions) for (const listener of this.compactionListeners) listener(revision);
+  }
+
+  /** The applied index level holds (with the state it records). */
+  get durableAppliedIndex(): number {
+    return this.durableIndex;
   }
 
   /** Resolves once every store version up to revision is in level (readers of level wait for it). */

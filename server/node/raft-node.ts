@@ -106,6 +106,10 @@ const MAX_CATCH_UP_ENTRIES = 5000;
 const READ_RETRY_MS = 500;
 /** How often waiters for the applied index are checked against their deadline (they are released by apply). */
 const APPLIED_WAIT_CHECK_MS = 250;
+/** Staged state ops are written at most this long after their entries were applied. */
+const FLUSH_INTERVAL_MS = 20;
+/** Followers fsync inline while the last synced append took less than this. */
+const INLINE_FSYNC_MAX_MS = 2;
 /** etcd warns about disk writes and applies slower than this. */
 const SLOW_MS = 100;
 /**
@@ -147,6 +151,14 @@ export class RaftNode implements Consensus {
   private removed = false;
   private snapshotIndex: number;
   private readonly requestTimeoutMs: number;
+  /** Level ops of applied entries not written yet (writeApplied, flushApplied). */
+  private stagedOps: BatchOp[] = [];
+  private stagedEntries = 0;
+  private flushTimer: NodeJS.Timeout | undefined;
+  /** The chain of state flushes: one at a time, in order. */
+  private flushes: Promise<void> = Promise.resolve();
+  /** How long the last synced append took; a slow disk turns inline fsyncs off (persist). */
+  private lastFsyncMs = Number.POSITIVE_INFINITY;
 
   constructor(private readonly options: RaftNodeOptions) {
     const electionTicks = Math.max(2, Math.round(options.electionTimeoutMs / options.heartbeatIntervalMs));
@@ -433,6 +445,8 @@ export class RaftNode implements Consensus {
     this.stopped = true;
     if (this.ticker) clearInterval(this.ticker);
     while (this.processing) await sleep(5);
+    // The staged state goes to level now, so a restart need not replay it.
+    await this.flushApplied().catch((error: unknown) => this.options.logger.warn('writing the applied state at stop failed', { error }));
     for (const id of [...this.waiters.keys()]) this.failWaiter(id, new GavelError('Stopped'));
     for (const proposal of this.proposalQueue) proposal.outcome.reject(new GavelError('Stopped'));
     this.proposalQueue = [];
@@ -491,20 +505,11 @@ export class RaftNode implements Consensus {
         () => {
           this.processing = false;
           if (this.stopped) return;
-          if (this.options.raftStorage.wantsSnapshot) this.prepareSnapshot();
-          if (this.rawNode.hasReady() || this.proposalQueue.length > 0) this.scheduleReady();
+          if (this.rawNode.hasReady() || this.proposalQueue.length > 0 || this.options.raftStorage.wantsSnapshot) this.scheduleReady();
         },
-        (error: unknown) => {
-          // A failed disk write leaves memory and disk disagreeing, and an entry that cannot be
-          // applied leaves this member unable to follow the log: stopping is the only safe move.
-          if (error instanceof ApplyFailure) {
-            const cause = error.cause instanceof Error ? error.cause.stack : String(error.cause);
-            this.options.logger.error('cannot apply a committed entry; stopping the member', { index: error.index, error: cause });
-          } else {
-            this.options.logger.error('raft loop failed; stopping the member', { error: error instanceof Error ? error.stack : String(error) });
-          }
-          process.exit(1);
-        },
+        // A failed disk write leaves memory and disk disagreeing, and an entry that cannot be
+        // applied leaves this member unable to follow the log: stopping is the only safe move.
+        (error: unknown) => this.failStop(error),
       );
     });
   }
@@ -514,7 +519,14 @@ export class RaftNode implements Consensus {
       if (this.stopped) return;
       // Everything proposed while the last Ready was being handled goes to the core together.
       this.proposeQueued();
-      if (!this.rawNode.hasReady()) return;
+      if (!this.rawNode.hasReady()) {
+        if (this.options.raftStorage.wantsSnapshot) {
+          // Level must hold exactly the applied state: write what is staged, within the loop.
+          await this.flushApplied();
+          this.prepareSnapshot();
+        }
+        return;
+      }
       await this.handleReady(this.rawNode.ready());
     }
   }
@@ -540,9 +552,14 @@ export class RaftNode implements Consensus {
     if (ready.snapshot) await this.installSnapshot(ready);
     if (ready.entries.length > 0 || ready.hardState) {
       const started = performance.now();
+      // A follower's loop has nothing better to do while its append reaches the disk: it syncs
+      // inline (no thread-pool round trip) while the disk is fast. The leader keeps serving
+      // clients meanwhile, and a slow disk must not block anyone's loop.
+      const inline = ready.mustSync && this.role !== 'leader' && this.lastFsyncMs < INLINE_FSYNC_MAX_MS;
       // New entries may replace a longer conflicting suffix: the log's reader drops it (wal.ts).
-      await this.options.wal.save(ready.entries, ready.hardState, ready.mustSync);
+      await this.options.wal.save(ready.entries, ready.hardState, inline ? 'inline' : ready.mustSync);
       const ms = performance.now() - started;
+      if (ready.mustSync) this.lastFsyncMs = ms;
       if (ready.mustSync) this.options.metrics?.walFsync.observe(ms / 1000);
       if (ms > SLOW_MS) this.options.logger.warn('slow fsync', { tookMs: Math.round(ms), entries: ready.entries.length });
     }
@@ -562,6 +579,8 @@ export class RaftNode implements Consensus {
     const path = MemberSnapshots.fileOf(snapshot.data);
     assert(path !== undefined, `snapshot ${meta.index} from the leader names no file`);
     this.options.logger.info('installing snapshot from the leader', { index: meta.index, term: meta.term, file: path });
+    // What is staged belongs to the state being replaced; written first, so no flush can land after the install.
+    await this.flushApplied();
     await this.options.beforeRestore?.();
     await this.options.wal.saveSnapshot({ metadata: meta, file: path }, ready.hardState);
     await installSnapshotFile(this.options.storage, path);
@@ -622,20 +641,69 @@ export class RaftNode implements Consensus {
     if (grouped > 0) await this.writeApplied(ops, results, confApplied, applyMs, grouped);
   }
 
+  /**
+   * A group of applied entries: answer their proposers, then stage their level ops. The state is
+   * written in batches that span many Readies (flushApplied): every member applies every entry,
+   * and a level write per Ready cost a thread-pool round trip each time. Nothing is lost by
+   * waiting: the entries are in the write-ahead log, and a restart replays those after the applied
+   * index level holds. A large backlog is written at once, and waited for, so memory stays bounded.
+   */
   private async writeApplied(ops: BatchOp[], results: readonly { id: bigint; data: Uint8Array; result: ApplyResult }[], confApplied: readonly ConfChange[], applyMs: number, entries: number): Promise<void> {
-    const machine = this.options.machine;
-    ops.push(metaOps.appliedIndex(machine.appliedIndex));
     if (applyMs > SLOW_MS) {
       this.options.metrics?.slowApply.inc();
       this.options.logger.warn('slow apply', { tookMs: Math.round(applyMs), entries });
     }
     for (const { id, data, result } of results) this.resolveWaiter(id, data, result);
     this.releaseAppliedWaiters();
-    const writeStarted = performance.now();
-    await this.options.storage.write(ops, false);
-    this.options.metrics?.backendCommit.observe((performance.now() - writeStarted) / 1000);
-    machine.markDurable();
+    for (const op of ops) this.stagedOps.push(op);
+    this.stagedEntries += entries;
     for (const change of confApplied) this.afterConfChange(change);
+    if (this.stagedEntries >= APPLY_BATCH_ENTRIES || this.stagedOps.length >= APPLY_BATCH_OPS) {
+      await this.flushApplied();
+    } else if (this.flushTimer === undefined) {
+      this.flushTimer = setTimeout(() => {
+        this.flushTimer = undefined;
+        this.flushApplied().catch((error: unknown) => this.failStop(error));
+      }, FLUSH_INTERVAL_MS);
+    }
+  }
+
+  /**
+   * Writes the staged ops with the applied index they bring level to, in one batch (synced when
+   * asked: a snapshot makes the state durable before the log may drop entries). Flushes run one
+   * at a time; each cuts what is staged when it starts. Resolves when everything staged before
+   * the call is in level.
+   */
+  private flushApplied(sync = false): Promise<void> {
+    const run = async (): Promise<void> => {
+      clearTimeout(this.flushTimer);
+      this.flushTimer = undefined;
+      const machine = this.options.machine;
+      if (this.stagedOps.length === 0 && !sync && machine.durableAppliedIndex >= machine.appliedIndex) return;
+      const ops = this.stagedOps;
+      this.stagedOps = [];
+      this.stagedEntries = 0;
+      const mark = machine.durableMark();
+      ops.push(metaOps.appliedIndex(mark.index));
+      const started = performance.now();
+      await this.options.storage.write(ops, sync);
+      this.options.metrics?.backendCommit.observe((performance.now() - started) / 1000);
+      machine.markDurable(mark);
+    };
+    const done = this.flushes.then(run);
+    this.flushes = done.catch(() => undefined);
+    return done;
+  }
+
+  /** A failed state write leaves memory and disk disagreeing: the member stops (fail-stop). */
+  private failStop(error: unknown): never {
+    if (error instanceof ApplyFailure) {
+      const cause = error.cause instanceof Error ? error.cause.stack : String(error.cause);
+      this.options.logger.error('cannot apply a committed entry; stopping the member', { index: error.index, error: cause });
+    } else {
+      this.options.logger.error('raft loop failed; stopping the member', { error: error instanceof Error ? error.stack : String(error) });
+    }
+    process.exit(1);
   }
 
   private resolveWaiter(id: bigint, data: Uint8Array, result: ApplyResult): void {
@@ -809,7 +877,7 @@ export class RaftNode implements Consensus {
     const confState = this.confState();
     // A synced write makes every earlier state batch durable (level's write-ahead log is ordered).
     const snapshot = storage.createSnapshot(applied, confState, new Uint8Array(0));
-    await this.options.storage.write([metaOps.appliedIndex(applied)], true);
+    await this.flushApplied(true);
     // Only with the state durable at applied may the log say it begins there.
     await this.options.wal.saveSnapshot({ metadata: snapshot.metadata });
     const keep = Math.min(MAX_CATCH_UP_ENTRIES, this.options.snapshotCount);
