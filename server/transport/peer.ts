@@ -1,6 +1,7 @@
 /**
- * The sending side towards one remote member: a bounded queue, one long-lived Peer.Stream
- * that is re-opened with back-off, a snapshot sender, and the unary lease calls.
+ * The sending side towards one remote member: a bounded queue, one long-lived Raft stream
+ * (raft-stream.ts; the gRPC Peer.Stream for a member from before it) re-opened with back-off, a
+ * snapshot sender, and the unary lease calls.
  */
 import * as grpc from '@grpc/grpc-js';
 import { connect as connectTcp, isIP, type Socket } from 'node:net';

@@ -1,6 +1,7 @@
 /**
- * PeerTransport: the member-to-member transport (etcd's rafthttp, over gRPC). It owns the
- * gavel.raft.v1.Peer server this member listens with and one Peer (outgoing stream, queue,
+ * PeerTransport: the member-to-member transport (etcd's rafthttp). It owns the peer listeners
+ * (peer-port.ts: the Raft stream of raft-stream.ts and, beside it on the same port, the
+ * gavel.raft.v1.Peer gRPC server) and one Peer (outgoing stream, queue,
  * snapshot sender) per remote member.
  *
  * Contract with the node: send() never blocks and never throws; delivery is best effort and
