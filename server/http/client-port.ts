@@ -14,15 +14,12 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { createServer as createHttpServer, type RequestListener, type Server as HttpServer } from 'node:http';
-import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
-import { createServer as createTlsServer } from 'node:tls';
 import type { Duplex } from 'node:stream';
-import { listenHost } from '../config.js';
-import { assert } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { TlsMaterial } from '../tls.js';
 import { admitHttp2 } from './h2-authority.js';
 import { HTTP2_PREFACE } from './h2-frames.js';
+import { FirstBytesListener } from './first-bytes.js';
 
 /** A connection that sends nothing is dropped after this long (HTTP/1.1 and HTTP/2 clients speak first). */
 const FIRST_BYTES_TIMEOUT_MS = 30_000;
@@ -37,15 +34,15 @@ export interface ClientPortOptions {
 }
 
 export class ClientPort {
-  private readonly pending = new Set<Socket>();
-
   private constructor(
-    private readonly listener: NetServer,
+    private readonly listener: FirstBytesListener,
     private readonly httpServer: HttpServer,
-    private readonly injector: grpc.ConnectionInjector,
-    /** host:port actually bound (port 0 resolved). */
-    readonly address: string,
   ) {}
+
+  /** host:port actually bound (port 0 resolved). */
+  get address(): string {
+    return this.listener.address;
+  }
 
   /** Listens on `url` (http:// or https://); rejects with a clear message when it cannot. */
   static async listen(url: URL, options: ClientPortOptions): Promise<ClientPort> {
@@ -53,94 +50,36 @@ export class ClientPort {
     // No request timeout: a gateway watch or keep-alive is one HTTP request whose body stays open
     // for as long as the client watches (Node's default would cut it after 300 s).
     const httpServer = createHttpServer({ requestTimeout: 0 }, options.http);
-    const listener = createListener(url, options.tls);
-    let port: ClientPort | undefined;
-    const onSocket = (socket: Socket): void => port?.sniff(socket, options.logger);
-    if (url.protocol === 'https:') {
-      listener.on('secureConnection', onSocket);
-      listener.on('tlsClientError', (error: Error) => options.logger.debug('TLS handshake failed on the client port', { error: error.message }));
-    } else {
-      listener.on('connection', onSocket);
-    }
-    const host = listenHost(url);
-    await new Promise<void>((resolve, reject) => {
-      listener.once('error', (error) => reject(new Error(`cannot listen on ${url.href}: ${error.message}`)));
-      listener.listen(Number(url.port), host, () => resolve());
+    const logger = options.logger;
+    const listener = await FirstBytesListener.listen(url, {
+      name: 'client',
+      routes: [{ prefix: HTTP2_PREFACE, accept: (socket, seen) => admitHttp2(socket, seen, (connection: Duplex) => injector.injectConnection(connection), logger) }],
+      other: (socket, seen) => {
+        // Back into the socket for node:http to read first; it then reads the rest from the socket.
+        socket.pause();
+        socket.unshift(seen);
+        httpServer.emit('connection', socket);
+        socket.resume();
+      },
+      tls: options.tls,
+      // The server's order decides. gRPC clients offer h2 alone and get it; curl and browsers
+      // offer both and get HTTP/1.1, which is what /health, /metrics and the gateway speak here
+      // (grpc-js answers only gRPC over HTTP/2). Either way the first bytes, not ALPN, route.
+      alpn: ['http/1.1', 'h2'],
+      silentMs: FIRST_BYTES_TIMEOUT_MS,
+      logger,
     }).catch((error: unknown) => {
       injector.destroy();
       throw error;
     });
-    listener.on('error', (error) => options.logger.warn('client listener error', { url: url.href, error: error.message }));
-    const bound = listener.address() as AddressInfo;
-    port = new ClientPort(listener, httpServer, injector, host.includes(':') ? `[${host}]:${bound.port}` : `${host}:${bound.port}`);
-    return port;
-  }
-
-  /** Reads until the first bytes tell HTTP/2 (the preface) from anything else. */
-  private sniff(socket: Socket, logger: Logger): void {
-    this.pending.add(socket);
-    let seen: Buffer = Buffer.alloc(0);
-    const done = (): void => {
-      socket.removeListener('data', onData);
-      socket.removeListener('error', onError);
-      // node:http and HTTP/2 set socket timeouts of their own: ours must not fire for them.
-      socket.removeListener('timeout', onSilent);
-      socket.setTimeout(0);
-      this.pending.delete(socket);
-    };
-    const onSilent = (): void => {
-      done();
-      socket.destroy();
-    };
-    const onError = (): void => {
-      done();
-      socket.destroy();
-    };
-    const onData = (chunk: Buffer): void => {
-      seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
-      const compared = Math.min(seen.length, HTTP2_PREFACE.length);
-      const http2 = seen.subarray(0, compared).equals(HTTP2_PREFACE.subarray(0, compared));
-      if (http2 && seen.length < HTTP2_PREFACE.length) return;
-      done();
-      if (http2) {
-        admitHttp2(socket, seen, (connection: Duplex) => this.injector.injectConnection(connection), logger);
-      } else {
-        // Back into the socket for node:http to read first; it then reads the rest from the socket.
-        socket.pause();
-        socket.unshift(seen);
-        this.httpServer.emit('connection', socket);
-        socket.resume();
-      }
-    };
-    socket.on('timeout', onSilent);
-    socket.setTimeout(FIRST_BYTES_TIMEOUT_MS);
-    socket.on('error', onError);
-    socket.on('data', onData);
+    return new ClientPort(listener, httpServer);
   }
 
   /** Stops listening and drops HTTP/1.1 connections; gRPC sessions end with the grpc-js server's shutdown. */
   close(): void {
     this.listener.close();
-    for (const socket of this.pending) socket.destroy();
     this.httpServer.closeAllConnections();
   }
-}
-
-function createListener(url: URL, tls: TlsMaterial | undefined): NetServer {
-  if (url.protocol === 'http:') return createNetServer();
-  assert(url.protocol === 'https:', `listen URL ${url.href}: scheme must be http or https`);
-  assert(tls !== undefined, `listen URL ${url.href} is https but no certificate was loaded (validate() refuses this)`);
-  return createTlsServer({
-    cert: tls.cert,
-    key: tls.key,
-    ...(tls.ca === null ? {} : { ca: tls.ca }),
-    requestCert: tls.clientCertAuth,
-    rejectUnauthorized: tls.clientCertAuth,
-    // The server's order decides. gRPC clients offer h2 alone and get it; curl and browsers
-    // offer both and get HTTP/1.1, which is what /health, /metrics and the gateway speak here
-    // (grpc-js answers only gRPC over HTTP/2). Either way the first bytes, not ALPN, route.
-    ALPNProtocols: ['http/1.1', 'h2'],
-  });
 }
 
 /** Every --listen-client-urls URL, in order; a failure closes what was already opened. */
