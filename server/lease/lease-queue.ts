@@ -73,42 +73,49 @@ export class LeaseQueue {
     return a.deadlineMs < b.deadlineMs || (a.deadlineMs === b.deadlineMs && a.id < b.id);
   }
 
+  // The sifts hold the moving slot and write each slot it passes once (no swaps), and read the
+  // heap without bounds asserts: a keep-alive moves its lease to the newest deadline, so every
+  // keep-alive sifts one slot from near the top to the bottom of a heap of all leases.
   private siftUp(start: number): void {
+    const heap = this.heap;
+    const moving = heap[start]!;
     let index = start;
     while (index > 0) {
-      const parent = (index - 1) >> 1;
-      if (!this.less(this.at(index), this.at(parent))) return;
-      this.swap(index, parent);
-      index = parent;
+      const parentIndex = (index - 1) >> 1;
+      const parent = heap[parentIndex]!;
+      if (!this.less(moving, parent)) break;
+      heap[index] = parent;
+      parent.index = index;
+      index = parentIndex;
     }
+    heap[index] = moving;
+    moving.index = index;
   }
 
   private siftDown(start: number): void {
+    const heap = this.heap;
+    const length = heap.length;
+    const moving = heap[start]!;
     let index = start;
     for (;;) {
       const left = 2 * index + 1;
+      if (left >= length) break;
       const right = left + 1;
-      let smallest = index;
-      if (left < this.heap.length && this.less(this.at(left), this.at(smallest))) smallest = left;
-      if (right < this.heap.length && this.less(this.at(right), this.at(smallest))) smallest = right;
-      if (smallest === index) return;
-      this.swap(index, smallest);
-      index = smallest;
+      let child = left;
+      let childSlot = heap[left]!;
+      if (right < length) {
+        const rightSlot = heap[right]!;
+        if (this.less(rightSlot, childSlot)) {
+          child = right;
+          childSlot = rightSlot;
+        }
+      }
+      if (!this.less(childSlot, moving)) break;
+      heap[index] = childSlot;
+      childSlot.index = index;
+      index = child;
     }
-  }
-
-  private at(index: number): Slot {
-    const slot = this.heap[index];
-    assert(slot !== undefined, `lease queue index ${index} out of range`);
-    return slot;
-  }
-
-  private swap(i: number, j: number): void {
-    const a = this.at(i);
-    const b = this.at(j);
-    this.heap[i] = b;
-    this.heap[j] = a;
-    a.index = j;
-    b.index = i;
+    heap[index] = moving;
+    moving.index = index;
   }
 }
