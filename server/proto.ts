@@ -50,12 +50,15 @@ export function serviceDefinition(path: string): grpc.ServiceDefinition {
   for (const part of path.split('.')) node = (node as Record<string, unknown>)[part];
   const service = (node as { service?: grpc.ServiceDefinition } | undefined)?.service;
   if (service === undefined) throw new Error(`no gRPC service ${path}`);
-  return path === 'etcdserverpb.Watch' ? withPreEncodedResponses(service, 'Watch') : service;
+  if (path === 'etcdserverpb.Watch') return withPreEncodedResponses(service, 'Watch');
+  if (path === 'etcdserverpb.Lease') return withPreEncodedResponses(service, 'LeaseKeepAlive');
+  return service;
 }
 
 /**
- * The server writes watch responses already encoded (api/watch-encoding.ts: one encoding per
- * event, shared by every watcher): bytes pass through the serializer, objects are encoded.
+ * The server writes watch and keep-alive responses already encoded (api/watch-encoding.ts: one
+ * encoding per event, shared by every watcher; api/proto-writer.ts): bytes pass through the
+ * serializer, objects are encoded.
  */
 function withPreEncodedResponses(service: grpc.ServiceDefinition, method: string): grpc.ServiceDefinition {
   const definition = service[method];

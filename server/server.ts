@@ -235,8 +235,11 @@ export class Member {
     });
     const diskSize = new DiskSizeCache(() => storage.diskSizeBytes(), clock);
     // A defragmentation shrinks the database: the quota must not judge by the size before it.
-    // It first waits for the compactor: space is only given back once compacted versions are deleted.
+    // It first waits for the compactor: space is only given back once compacted versions are
+    // deleted. A compaction just applied reaches the compactor when its state batch is written
+    // (a few milliseconds later), so the wait starts once level holds everything applied.
     const defragment = async (): Promise<void> => {
+      await machine.whenIndexDurable(machine.appliedIndex);
       await compactor.idle();
       await storage.defragment();
       diskSize.invalidate();

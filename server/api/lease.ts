@@ -3,17 +3,16 @@ import type * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
 import { GavelError, isGavelError } from '../errors.js';
 import { toBigInt, toNumber } from './convert.js';
-import { callSignal, header, unary, type ApiContext } from './context.js';
+import { callSignal, header, headerFields, unary, type ApiContext } from './context.js';
 import { expectResult } from './kv.js';
 import { failStream } from './status.js';
-import { encodedSize, StreamOutput } from './stream-output.js';
+import { GRPC_FRAME_BYTES, StreamOutput } from './stream-output.js';
+import { encodeKeepAliveResponse } from './proto-writer.js';
 import type { WireLeaseGrantRequest, WireLeaseIdRequest, WireLeaseTimeToLiveRequest } from './wire.js';
 import { callerOf, proposalHeader } from './caller.js';
 
 /** etcd's upper bound on a lease TTL, in seconds. */
 export const MAX_LEASE_TTL_SECONDS = 9_000_000_000;
-
-const keepAliveBytes = encodedSize('etcdserverpb.LeaseKeepAliveResponse');
 
 /** A positive 63-bit id: lease ids travel as int64, and clients treat negative ones as invalid. */
 export function randomLeaseId(): bigint {
@@ -65,11 +64,13 @@ export function leaseService(ctx: ApiContext): grpc.UntypedServiceImplementation
 
     LeaseKeepAlive: (call: grpc.ServerDuplexStream<WireLeaseIdRequest, object>) => {
       // Past its bound the output stops reading keep-alives until the client reads the answers.
-      const output = new StreamOutput<object>(call, { kind: 'lease_keepalive', tally: ctx.streams });
+      const output = new StreamOutput<Uint8Array>(call as unknown as grpc.ServerDuplexStream<WireLeaseIdRequest, Uint8Array>, { kind: 'lease_keepalive', tally: ctx.streams });
       let open = true;
       const answer = (id: bigint, ttl: number): void => {
-        const response = { header: header(ctx), ID: id.toString(), TTL: String(ttl) };
-        if (open) output.write(response, keepAliveBytes(response));
+        if (!open) return;
+        // Encoded once, here (the serializer passes bytes through): the answer to every keep-alive.
+        const bytes = encodeKeepAliveResponse(headerFields(ctx), ctx.machine.store.currentRevision, id, ttl);
+        output.write(bytes, GRPC_FRAME_BYTES + bytes.byteLength);
       };
       // Keep-alives read and not yet answered: a client that half-closes still gets their answers
       // (etcd answers each request before it reads the end; the JSON gateway half-closes at once).

@@ -11,15 +11,9 @@ import type { KeyValue, MvccEvent } from '../mvcc/types.js';
 import { ownBytes } from '../proto.js';
 import type { WatchResponse } from '../watch/types.js';
 
-export interface HeaderFields {
-  readonly clusterId: bigint;
-  readonly memberId: bigint;
-  readonly raftTerm: number;
-}
+import { headerMessage, ProtoWriter as Bytes, type HeaderFields } from './proto-writer.js';
 
-const VARINT = 0;
-const LENGTH_DELIMITED = 2;
-const UINT64 = (1n << 64n) - 1n;
+export type { HeaderFields } from './proto-writer.js';
 
 /** Encoded events, by KeyValue: without prev_kv, and with it. Collected with their versions. */
 const withoutPrev = new WeakMap<KeyValue, Uint8Array>();
@@ -64,13 +58,8 @@ function keyValue(kv: KeyValue): Uint8Array {
 
 /** Everything before the events: header, watch id and flags (proto3: defaults left out). */
 function headFields(response: WatchResponse, header: HeaderFields): Uint8Array {
-  const head = new Bytes();
-  head.bigVarintField(1, header.clusterId);
-  head.bigVarintField(2, header.memberId);
-  head.varintField(3, response.headerRevision);
-  head.varintField(4, header.raftTerm);
   const out = new Bytes();
-  out.message(1, head.finish());
+  out.message(1, headerMessage(header, response.headerRevision));
   // int64 watch_id: -1 (a refused create, a stream-wide progress) is ten bytes of two's complement.
   if (response.watchId !== 0) out.bigVarintField(2, BigInt.asUintN(64, BigInt(response.watchId)));
   if (response.created === true) out.varintField(3, 1);
@@ -79,59 +68,4 @@ function headFields(response: WatchResponse, header: HeaderFields): Uint8Array {
   if ((response.cancelReason ?? '') !== '') out.bytesField(6, Buffer.from(response.cancelReason!, 'utf8'));
   if (response.fragment === true) out.varintField(7, 1);
   return out.finish();
-}
-
-/** A small protobuf writer: a list of chunks joined once. */
-class Bytes {
-  private readonly parts: Uint8Array[] = [];
-  private scratch: number[] = [];
-
-  finish(): Uint8Array {
-    this.flushScratch();
-    return this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts);
-  }
-
-  varintField(field: number, value: number): void {
-    if (value === 0) return;
-    this.varint(field * 8 + VARINT);
-    this.varint(value);
-  }
-
-  bigVarintField(field: number, value: bigint): void {
-    if (value === 0n) return;
-    this.varint(field * 8 + VARINT);
-    let rest = value & UINT64;
-    while (rest >= 0x80n) {
-      this.scratch.push(Number(rest & 0x7fn) | 0x80);
-      rest >>= 7n;
-    }
-    this.scratch.push(Number(rest));
-  }
-
-  bytesField(field: number, value: Uint8Array): void {
-    if (value.byteLength === 0) return;
-    this.message(field, value);
-  }
-
-  /** A length-delimited field (a nested message or bytes), even when empty. */
-  message(field: number, body: Uint8Array): void {
-    this.varint(field * 8 + LENGTH_DELIMITED);
-    this.varint(body.byteLength);
-    this.flushScratch();
-    this.parts.push(body);
-  }
-
-  private varint(value: number): void {
-    while (value >= 0x80) {
-      this.scratch.push((value % 0x80) | 0x80);
-      value = Math.floor(value / 0x80);
-    }
-    this.scratch.push(value);
-  }
-
-  private flushScratch(): void {
-    if (this.scratch.length === 0) return;
-    this.parts.push(Uint8Array.from(this.scratch));
-    this.scratch = [];
-  }
 }

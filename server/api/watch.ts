@@ -9,8 +9,8 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { WatchCreate } from '../watch/hub.js';
 import { bytes, toNumber } from './convert.js';
-import type { ApiContext } from './context.js';
-import { encodeWatchResponse, type HeaderFields } from './watch-encoding.js';
+import { headerFields, type ApiContext } from './context.js';
+import { encodeWatchResponse } from './watch-encoding.js';
 import { failStream, goErrorText } from './status.js';
 import { GRPC_FRAME_BYTES, StreamOutput } from './stream-output.js';
 import { callerOf } from './caller.js';
@@ -32,12 +32,6 @@ function createFromWire(w: WireWatchCreateRequest): WatchCreate {
     watchId: toNumber(w.watch_id),
     fragment: w.fragment === true,
   };
-}
-
-/** The member's part of every response header (the revision is the response's own). */
-function headerFields(ctx: ApiContext): HeaderFields {
-  const status = ctx.node.status();
-  return { clusterId: status.clusterId, memberId: status.memberId, raftTerm: status.term };
 }
 
 /**

@@ -4,6 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { messageCodec } from '../../server/proto.js';
 import { encodeWatchResponse, eventField } from '../../server/api/watch-encoding.js';
+import { encodeKeepAliveResponse } from '../../server/api/proto-writer.js';
 import type { KeyValue, MvccEvent } from '../../server/mvcc/types.js';
 import type { WatchResponse } from '../../server/watch/types.js';
 
@@ -83,4 +84,21 @@ describe('cached event bytes', () => {
       expect(bytes.buffer.byteLength).toBe(bytes.byteLength);
     }
   });
+});
+
+// Goal: lease keep-alive answers written straight to bytes read back as the LeaseKeepAliveResponse
+// etcd's clients expect: 63-bit ids, TTL 0 (an unknown or expired lease), a large TTL.
+describe('keep-alive responses written by hand', () => {
+  const keepAliveCodec = messageCodec<Record<string, unknown>>('etcdserverpb.LeaseKeepAliveResponse');
+
+  for (const [id, ttl] of [[0x7fffffffffffffffn, 60], [1n, 0], [123456789n, 9_000_000_000]] as const) {
+    it(`id ${id}, TTL ${ttl}`, () => {
+      const decoded = keepAliveCodec.decode(encodeKeepAliveResponse(header, 42, id, ttl));
+      expect(decoded).toEqual({
+        header: { cluster_id: header.clusterId.toString(), member_id: header.memberId.toString(), revision: '42', raft_term: String(header.raftTerm) },
+        ID: id.toString(),
+        TTL: String(ttl),
+      });
+    });
+  }
 });
