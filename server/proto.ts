@@ -57,7 +57,7 @@ export function serviceDefinition(path: string): grpc.ServiceDefinition {
 
 /**
  * The server writes watch and keep-alive responses already encoded (api/watch-encoding.ts: one
- * encoding per event, shared by every watcher; api/proto-writer.ts): bytes pass through the
+ * encoding per event, shared by every watcher; api/response-encoding.ts): bytes pass through the
  * serializer, objects are encoded.
  */
 function withPreEncodedResponses(service: grpc.ServiceDefinition, method: string): grpc.ServiceDefinition {

@@ -8,7 +8,7 @@ import type { WatchHub } from '../watch/hub.js';
 import type { LockMetrics } from '../metrics/locks.js';
 import type { StreamTally } from './stream-output.js';
 import type { WireHeader } from './wire.js';
-import type { HeaderFields } from './proto-writer.js';
+import type { HeaderFields } from './response-encoding.js';
 import type { Backup } from '../node/backup.js';
 import { toServiceError } from './status.js';
 import { GavelError } from '../errors.js';
@@ -47,7 +47,7 @@ export function clusterHeader(ctx: ApiContext): Omit<WireHeader, 'revision'> {
   return { cluster_id: status.clusterId.toString(), member_id: status.memberId.toString(), raft_term: String(status.term) };
 }
 
-/** The member's part of every response header, for the hand-encoded responses (api/proto-writer.ts). */
+/** The member's part of every response header, for the hand-encoded responses (api/response-encoding.ts). */
 export function headerFields(ctx: ApiContext): HeaderFields {
   const status = ctx.node.status();
   return { clusterId: status.clusterId, memberId: status.memberId, raftTerm: status.term };

@@ -7,7 +7,7 @@ import { callSignal, header, headerFields, unary, type ApiContext } from './cont
 import { expectResult } from './kv.js';
 import { failStream } from './status.js';
 import { GRPC_FRAME_BYTES, StreamOutput } from './stream-output.js';
-import { encodeKeepAliveResponse } from './proto-writer.js';
+import { encodeKeepAliveResponse } from './response-encoding.js';
 import type { WireLeaseGrantRequest, WireLeaseIdRequest, WireLeaseTimeToLiveRequest } from './wire.js';
 import { callerOf, proposalHeader } from './caller.js';
 

@@ -11,9 +11,10 @@ import type { KeyValue, MvccEvent } from '../mvcc/types.js';
 import { ownBytes } from '../proto.js';
 import type { WatchResponse } from '../watch/types.js';
 
-import { headerMessage, ProtoWriter as Bytes, type HeaderFields } from './proto-writer.js';
+import { ProtoWriter as Bytes } from '../proto-writer.js';
+import { headerMessage, type HeaderFields } from './response-encoding.js';
 
-export type { HeaderFields } from './proto-writer.js';
+export type { HeaderFields } from './response-encoding.js';
 
 /** Encoded events, by KeyValue: without prev_kv, and with it. Collected with their versions. */
 const withoutPrev = new WeakMap<KeyValue, Uint8Array>();

@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { messageCodec } from '../../server/proto.js';
 import { encodeWatchResponse, eventField } from '../../server/api/watch-encoding.js';
-import { encodeKeepAliveResponse } from '../../server/api/proto-writer.js';
+import { encodeKeepAliveResponse } from '../../server/api/response-encoding.js';
 import type { KeyValue, MvccEvent } from '../../server/mvcc/types.js';
 import type { WatchResponse } from '../../server/watch/types.js';
 
