@@ -18,8 +18,21 @@ function internalCodec(): ReturnType<typeof messageCodec<WireInternalRequest>> {
 
 export function encodeRequest(id: bigint, mutation: Mutation): Uint8Array {
   const keys = Object.keys(mutation);
-  if (mutation.put && keys.length <= 2 && (keys.length === 1 || mutation.header !== undefined)) return encodePut(id, mutation.put, mutation.header);
+  const header = mutation.header;
+  if (mutation.put && handEncodable(mutation.put) && keys.length <= 2 && (keys.length === 1 || header === undefined || header === null || typeof header.username === 'string')) {
+    return encodePut(id, mutation.put, header);
+  }
   return internalCodec().encode({ ...mutation, id: id.toString() } as WireInternalRequest);
+}
+
+/** A Put as the gRPC layer decodes it (bytes as Buffers, int64 as decimal strings); fields may be absent. */
+function handEncodable(put: Partial<WirePutRequest>): put is WirePutRequest {
+  const lease: unknown = put.lease;
+  return (
+    put.key instanceof Uint8Array &&
+    (put.value === undefined || put.value === null || put.value instanceof Uint8Array) &&
+    (lease === undefined || lease === null || (typeof lease === 'string' && /^-?\d{1,20}$/.test(lease)) || (typeof lease === 'number' && Number.isSafeInteger(lease)) || typeof lease === 'bigint')
+  );
 }
 
 /**
@@ -30,8 +43,8 @@ export function encodeRequest(id: bigint, mutation: Mutation): Uint8Array {
 function encodePut(id: bigint, put: WirePutRequest, header: { username: string } | null | undefined): Uint8Array {
   const body = new ProtoWriter();
   body.bytesField(1, put.key);
-  body.bytesField(2, put.value);
-  const lease = BigInt(put.lease);
+  if (put.value !== undefined && put.value !== null) body.bytesField(2, put.value);
+  const lease = put.lease === undefined || put.lease === null ? 0n : BigInt(put.lease);
   if (lease !== 0n) body.bigVarintField(3, BigInt.asUintN(64, lease));
   if (put.prev_kv) body.varintField(4, 1);
   if (put.ignore_value) body.varintField(5, 1);

@@ -19,6 +19,10 @@ const cases: [string, Parameters<typeof encodeRequest>[1]][] = [
   ['a 63-bit lease and every flag', { put: put({ lease: '9223372036854775807', prev_kv: true, ignore_value: true, ignore_lease: true }), header: { username: 'ü' } }],
   ['an empty value and a binary key', { put: put({ key: Buffer.from([0, 255, 10]), value: Buffer.alloc(0) }) }],
   ['a large value', { put: put({ value: Buffer.alloc(100_000, 7) }) }],
+  // Members' own proposals and tests write partial objects: absent fields are proto3 defaults.
+  ['a put with only key and value', { put: { key: Buffer.from('k'), value: Buffer.from('v') } as WirePutRequest }],
+  ['a put with only a key and a numeric lease', { put: { key: Buffer.from('k'), lease: 7 } as unknown as WirePutRequest }],
+  ['a put whose key is not bytes (left to protobufjs)', { put: { key: 'aGk=', value: Buffer.from('v') } as unknown as WirePutRequest }],
 ];
 
 describe('Put entries encoded by hand', () => {
