@@ -7,7 +7,12 @@
  * members burned per operation.
  *
  *   npm run bench:go -- [--target gavel|etcd|both] [--duration SECONDS] [--only put-1,txn-16,...]
- *                       [--bin PATH] [-- etcdbench flags, e.g. --conns 8]
+ *                       [--repeat N] [--bin PATH] [-- etcdbench flags, e.g. --conns 8]
+ *
+ * --repeat N runs the targets N times, alternating (etcd, gavel, etcd, gavel, ...), and shows
+ * for each workload the run with the median figure (throughput; latency for the paced rows),
+ * listing every run's figure below the table: on a 2-core VM one 10-second window can be a third
+ * off its neighbour.
  *
  * CPU: utime+stime of every member from /proc/<pid>/stat, summed, sampled when etcdbench says a
  * measured window begins and ends (its JSON `begin`/`end` lines); divided by the operations of
@@ -28,6 +33,8 @@ import { asNumber, asObject, type Json } from '../helpers/json.js';
 interface Options {
   targets: Target[];
   durationSeconds: number;
+  /** Rounds over the targets; the table shows each workload's median run. */
+  repeat: number;
   only: string[];
   bin: string;
   /** Passed to etcdbench as they are (everything after `--`). */
@@ -87,7 +94,7 @@ const WORKLOADS = [
 ] as const;
 /** Bound on one workload beyond its window: setup (10,000 lease grants), drains, teardown. */
 const WORKLOAD_SLACK_MS = 180_000;
-const USAGE = 'usage: node dist/test/bench/go-compare.js [--target gavel|etcd|both] [--duration SECONDS] [--only put-1,txn-16,...] [--bin PATH] [-- etcdbench flags]';
+const USAGE = 'usage: node dist/test/bench/go-compare.js [--target gavel|etcd|both] [--duration SECONDS] [--only put-1,txn-16,...] [--repeat N] [--bin PATH] [-- etcdbench flags]';
 
 function parseOptions(argv: readonly string[]): Options {
   const split = argv.indexOf('--');
@@ -95,6 +102,7 @@ function parseOptions(argv: readonly string[]): Options {
   const options: Options = {
     targets: ['etcd', 'gavel'],
     durationSeconds: 10,
+    repeat: 1,
     only: [...WORKLOADS],
     bin: join(repoRoot(), 'dist', 'go', 'etcdbench'),
     goFlags: split < 0 ? [] : argv.slice(split + 1),
@@ -107,6 +115,12 @@ function parseOptions(argv: readonly string[]): Options {
         options.targets = text === 'both' ? ['etcd', 'gavel'] : [parseTarget(text)];
       },
       '--duration': (value) => (options.durationSeconds = positive('--duration', value())),
+      '--repeat': (value) => {
+        const text = value();
+        const repeat = positive('--repeat', text);
+        if (!Number.isSafeInteger(repeat)) throw new Error(`--repeat must be a whole number, got ${text}`);
+        options.repeat = repeat;
+      },
       '--only': (value) => (options.only = workloadList(value())),
       '--bin': (value) => (options.bin = value()),
     },
@@ -375,6 +389,41 @@ function serverVersion(target: Target): string {
   }
 }
 
+/**
+ * One target's rounds as one run: per workload the round with the median figure (throughput, or
+ * p50 latency for paced rows), its note listing every round's figure; totals summed.
+ */
+function medianRun(options: Options, rounds: readonly TargetRun[]): TargetRun {
+  if (rounds.length === 1) return rounds[0]!;
+  const first = rounds[0]!;
+  const last = rounds.at(-1)!;
+  const results = new Map<string, Measured>();
+  for (const workload of options.only) {
+    const measured = rounds.map((run) => run.results.get(workload)).filter((result): result is Measured => result !== undefined && result.failed === '');
+    if (measured.length === 0) {
+      const failed = rounds.map((run) => run.results.get(workload)).find((result) => result !== undefined);
+      if (failed !== undefined) results.set(workload, failed);
+      continue;
+    }
+    const paced = measured[0]!.kind === 'paced';
+    const figure = (result: Measured): number => (paced ? result.p50Ms : perSecond(result));
+    const sorted = [...measured].sort((a, b) => figure(a) - figure(b));
+    const median = sorted[Math.floor(sorted.length / 2)]!;
+    const each = measured.map((result) => (paced ? `p50 ${ms(result.p50Ms)} ms` : `${grouped(perSecond(result))}/s`)).join(', ');
+    const note = `median of ${measured.length} runs (${each})`;
+    results.set(workload, { ...median, note: median.note === '' ? note : `${median.note}; ${note}` });
+  }
+  return {
+    ...first,
+    results,
+    loadAfter: last.loadAfter,
+    totalCpuSeconds: rounds.reduce((sum, run) => sum + run.totalCpuSeconds, 0),
+    totalSeconds: rounds.reduce((sum, run) => sum + run.totalSeconds, 0),
+    leaders: rounds.map((run) => run.leaders).join(', '),
+    failure: rounds.map((run) => run.failure).find((failure) => failure !== undefined),
+  };
+}
+
 function loadAverage(): string {
   return loadavg().map((value) => value.toFixed(2)).join(' ');
 }
@@ -390,13 +439,16 @@ async function main(): Promise<void> {
   const goFlags = options.goFlags.length > 0 ? ` ${options.goFlags.join(' ')}` : '';
   process.stdout.write(`client: ${options.bin}${goFlags} (etcd's clientv3 from Debian's golang-etcd-server-dev)\n`);
   process.stdout.write(`servers: 3 members per target on loopback, heartbeat 100 ms, election timeout 1000 ms; ${options.durationSeconds} s per workload; CPU per op = the members' utime+stime over the window / operations\n\n`);
-  const runs: TargetRun[] = [];
+  const rounds = new Map<Target, TargetRun[]>(options.targets.map((target) => [target, []]));
   try {
-    for (const target of options.targets) runs.push(await runTarget(options, target));
+    for (let round = 1; round <= options.repeat; round++) {
+      if (options.repeat > 1) process.stdout.write(`[bench:go] round ${round} of ${options.repeat}\n`);
+      for (const target of options.targets) rounds.get(target)!.push(await runTarget(options, target));
+    }
   } finally {
     await stopAllClusters();
   }
-  printComparison(options, runs);
+  printComparison(options, options.targets.map((target) => medianRun(options, rounds.get(target)!)));
 }
 
 main().then(
