@@ -2,15 +2,16 @@
  * The node shell: drives the pure Raft core with real time, disk and network.
  *
  *   timer → tick(); proposals/reads/messages → core; then for each Ready, one at a time:
- *   send `messages` → persist (one level batch; fsync when mustSync) → send
- *   `messagesAfterPersist` → apply committed entries (state batches of bounded size, each with
- *   the applied index of its last entry) → resolve waiters and reads → advance().
+ *   send `messages` → persist (one write-ahead log append; fdatasync when mustSync) → send
+ *   `messagesAfterPersist` → apply committed entries and answer their proposers → stage their
+ *   level ops → resolve reads → advance(). Staged ops go to level in batches spanning Readies,
+ *   each with the applied index it brings level to (writeApplied, flushApplied).
  *
  * Group commit falls out of the loop: every proposal that arrives while a Ready is being
  * persisted lands in the next Ready, so one fsync covers all of them.
  *
- * Between Readies level holds exactly the applied state; that is where snapshots for lagging
- * followers are prepared (node/snapshots.ts), when the core has asked for one.
+ * Snapshots for lagging followers are prepared (node/snapshots.ts) inside the Ready loop right
+ * after the staged ops are written, when level holds exactly the applied state.
  *
  * A committed entry that cannot be applied stops the member (fail-stop), naming the entry: every
  * member applies the same entries, so carrying on would serve a state that is not the cluster's.
@@ -896,8 +897,8 @@ export class RaftNode implements Consensus {
   }
 
   /**
-   * The core wants a snapshot for a follower: take one of level as it stands, which between
-   * Readies is exactly the applied state. Its metadata is the applied index's.
+   * The core wants a snapshot for a follower: take one of level as it stands, which the caller
+   * has just made exactly the applied state (flushApplied). Its metadata is the applied index's.
    */
   private prepareSnapshot(): void {
     const applied = this.options.machine.appliedIndex;

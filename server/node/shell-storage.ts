@@ -1,8 +1,8 @@
 /**
  * The log storage the Raft core reads, with one twist: snapshot() never builds a snapshot itself.
  * The core only asks for one to send to a follower that needs compacted entries; the state it
- * must carry is level's, and level holds exactly the applied state only between the node's
- * state writes. So snapshot() answers with the snapshot the node prepared there (prepared()), and
+ * must carry is level's, and level holds exactly the applied state only once the node has
+ * written its staged state ops. So snapshot() answers with the snapshot the node prepared there (prepared()), and
  * until one exists — or when the one prepared is older than the log's start — it says
  * 'snapshotTemporarilyUnavailable' and raises wantsSnapshot; the node prepares one after its
  * next Ready and the core retries on the follower's next response (etcd's raft does the same).

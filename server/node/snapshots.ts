@@ -3,7 +3,8 @@
  * is ever held whole in memory:
  *
  * - Sending: the node prepares a snapshot by taking an explicit level snapshot at a moment when
- *   level holds exactly the applied state (prepare(), called between Readies). The Raft
+ *   level holds exactly the applied state (prepare(), called in the Ready loop after the staged
+ *   state ops are written). The Raft
  *   snapshot's data field only names it ("gavel-snapshot:level:<id>"); open() streams the state
  *   from it (apply/snapshot.ts streamSnapshot) as the transport sends.
  * - Receiving: the bytes go to a file under <data-dir>/snap, checked on the fly (format, digest,
