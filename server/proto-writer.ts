@@ -39,6 +39,13 @@ export class ProtoWriter {
     this.message(field, value);
   }
 
+  /** Bytes already in protobuf form (fields encoded elsewhere, such as a cached prefix). */
+  raw(bytes: Uint8Array): void {
+    if (bytes.byteLength === 0) return;
+    this.flushScratch();
+    this.parts.push(bytes);
+  }
+
   /** A length-delimited field (a nested message or bytes), even when empty. */
   message(field: number, body: Uint8Array): void {
     this.varint(field * 8 + LENGTH_DELIMITED);

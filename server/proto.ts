@@ -50,22 +50,27 @@ export function serviceDefinition(path: string): grpc.ServiceDefinition {
   for (const part of path.split('.')) node = (node as Record<string, unknown>)[part];
   const service = (node as { service?: grpc.ServiceDefinition } | undefined)?.service;
   if (service === undefined) throw new Error(`no gRPC service ${path}`);
-  if (path === 'etcdserverpb.Watch') return withPreEncodedResponses(service, 'Watch');
-  if (path === 'etcdserverpb.Lease') return withPreEncodedResponses(service, 'LeaseKeepAlive');
+  if (path === 'etcdserverpb.KV') return withPreEncodedResponses(service, ['Range', 'Put', 'DeleteRange', 'Txn']);
+  if (path === 'etcdserverpb.Watch') return withPreEncodedResponses(service, ['Watch']);
+  if (path === 'etcdserverpb.Lease') return withPreEncodedResponses(service, ['LeaseKeepAlive']);
   return service;
 }
 
 /**
- * The server writes watch and keep-alive responses already encoded (api/watch-encoding.ts: one
- * encoding per event, shared by every watcher; api/response-encoding.ts): bytes pass through the
- * serializer, objects are encoded.
+ * The server writes KV answers, watch events and keep-alive answers already encoded
+ * (api/response-encoding.ts; api/watch-encoding.ts: one encoding per event, shared by every
+ * watcher): bytes pass through the serializer, objects are encoded.
  */
-function withPreEncodedResponses(service: grpc.ServiceDefinition, method: string): grpc.ServiceDefinition {
-  const definition = service[method];
-  if (definition === undefined) throw new Error(`no method ${method}`);
-  const serialize = definition.responseSerialize;
-  const responseSerialize = (value: unknown): Buffer => (value instanceof Uint8Array ? Buffer.from(value.buffer, value.byteOffset, value.byteLength) : serialize(value));
-  return { ...service, [method]: { ...definition, responseSerialize } };
+function withPreEncodedResponses(service: grpc.ServiceDefinition, methods: readonly string[]): grpc.ServiceDefinition {
+  const result: Record<string, grpc.MethodDefinition<unknown, unknown>> = { ...service };
+  for (const method of methods) {
+    const definition = service[method];
+    if (definition === undefined) throw new Error(`no method ${method}`);
+    const serialize = definition.responseSerialize;
+    const responseSerialize = (value: unknown): Buffer => (value instanceof Uint8Array ? Buffer.from(value.buffer, value.byteOffset, value.byteLength) : serialize(value));
+    result[method] = { ...definition, responseSerialize };
+  }
+  return result as grpc.ServiceDefinition;
 }
 
 let cachedRoot: protobuf.Root | undefined;

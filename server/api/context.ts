@@ -94,9 +94,15 @@ export function requiresLeader(call: { metadata: grpc.Metadata }): boolean {
   return call.metadata.get('hasleader')[0] === 'true';
 }
 
+/** Each call's signal, made once: the quota guard and the handler both ask for it on every Put. */
+const callSignals = new WeakMap<object, AbortSignal>();
+
 /** An AbortSignal that fires when the client cancels the call or its deadline passes. */
 export function callSignal(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>): AbortSignal {
+  const made = callSignals.get(call);
+  if (made !== undefined) return made;
   const controller = new AbortController();
   call.on('cancelled', () => controller.abort(new Error('cancelled by client')));
+  callSignals.set(call, controller.signal);
   return controller.signal;
 }

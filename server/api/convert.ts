@@ -15,13 +15,8 @@ import {
   type MvccEvent,
   type PutRequest,
   type RangeRequest,
-  type RangeResponse,
   type RequestOp,
-  type ResponseOp,
   type TxnRequest,
-  type TxnResponse,
-  type DeleteRangeResponse,
-  type PutResponse,
 } from '../mvcc/types.js';
 import type {
   Int64,
@@ -169,43 +164,6 @@ export function kvToWire(kv: KeyValue, keysOnly = false): WireKeyValue {
     value: keysOnly ? EMPTY : kv.value,
     lease: kv.lease.toString(),
   };
-}
-
-export function rangeResponseToWire(r: RangeResponse): { kvs: WireKeyValue[]; more: boolean; count: string } {
-  return { kvs: r.kvs.map((kv) => kvToWire(kv)), more: r.more, count: String(r.count) };
-}
-
-export function putResponseToWire(r: PutResponse): { prev_kv: WireKeyValue | null } {
-  return { prev_kv: r.prevKv ? kvToWire(r.prevKv) : null };
-}
-
-export function deleteRangeResponseToWire(r: DeleteRangeResponse): { deleted: string; prev_kvs: WireKeyValue[] } {
-  return { deleted: String(r.deleted), prev_kvs: r.prevKvs.map((kv) => kvToWire(kv)) };
-}
-
-/**
- * Nested responses carry a header too in etcd (with the txn's revision); clients such as
- * clientv3 read it from the nested Range response, so fill it. A nested Txn response is the
- * exception: etcd 3.4 gives it an empty header (its range/put/delete responses, at any depth,
- * still carry the revision).
- */
-export function txnResponseToWire(r: TxnResponse, header: object): { succeeded: boolean; responses: object[] } {
-  return { succeeded: r.succeeded, responses: r.responses.map((op) => responseOpToWire(op, header)) };
-}
-
-function responseOpToWire(op: ResponseOp, header: object): object {
-  switch (op.type) {
-    case 'range':
-      return { response_range: { header, ...rangeResponseToWire(op.response) } };
-    case 'put':
-      return { response_put: { header, ...putResponseToWire(op.response) } };
-    case 'deleteRange':
-      return { response_delete_range: { header, ...deleteRangeResponseToWire(op.response) } };
-    case 'txn':
-      return { response_txn: { header: {}, ...txnResponseToWire(op.response, header) } };
-    default:
-      return assertNever(op);
-  }
 }
 
 export function eventToWire(event: MvccEvent, withPrevKv: boolean): object {

@@ -2,8 +2,9 @@
 import type * as grpc from '@grpc/grpc-js';
 import { GavelError } from '../errors.js';
 import type { ApplyResult } from '../apply/state-machine.js';
-import { deleteRangeResponseToWire, putResponseToWire, rangeFromWire, rangeResponseToWire, txnFromWire, txnResponseToWire } from './convert.js';
-import { callSignal, header, unary, type ApiContext } from './context.js';
+import { rangeFromWire, txnFromWire } from './convert.js';
+import { callSignal, header, headerFields, unary, type ApiContext } from './context.js';
+import { encodeDeleteRangeResponse, encodePutResponse, encodeRangeResponse, encodeTxnResponse } from './response-encoding.js';
 import { isFencedTxn } from '../metrics/locks.js';
 import { checkDeleteRange, checkPut, checkRange, checkTxn, txnWrites } from './validate.js';
 import type { WireCompactionRequest, WireDeleteRangeRequest, WirePutRequest, WireRangeRequest, WireTxnRequest } from './wire.js';
@@ -15,11 +16,6 @@ export function expectResult<T extends ApplyResult['type']>(result: ApplyResult,
   if (result.type === 'error') throw result.error;
   if (result.type !== type) throw new Error(`expected ${type} result, got ${result.type}`);
   return result as Extract<ApplyResult, { type: T }>;
-}
-
-/** etcd fills only the revision in the headers of a txn's nested responses. */
-function nestedHeader(revision: number): object {
-  return { revision: String(revision) };
 }
 
 /**
@@ -60,7 +56,7 @@ export function kvService(ctx: ApiContext): grpc.UntypedServiceImplementation {
       const user = await callerOf(ctx, call, signal);
       if (user !== undefined) authorizeRange(ctx.machine.auth.store, user, r);
       const response = ctx.machine.store.range(request);
-      return { header: header(ctx), ...rangeResponseToWire(response) };
+      return encodeRangeResponse(headerFields(ctx), ctx.machine.store.currentRevision, response);
     }),
 
     Put: leaderAware(async (r: WirePutRequest, call) => {
@@ -68,14 +64,14 @@ export function kvService(ctx: ApiContext): grpc.UntypedServiceImplementation {
       // Writes are checked when they apply (server/apply/auth.ts), as the header's user.
       const signal = callSignal(call);
       const result = expectResult(await ctx.node.propose({ put: r, header: await proposalHeader(ctx, call, signal) }, signal), 'put');
-      return { header: header(ctx, result.revision), ...putResponseToWire(result.response) };
+      return encodePutResponse(headerFields(ctx), result.revision, result.response);
     }),
 
     DeleteRange: leaderAware(async (r: WireDeleteRangeRequest, call) => {
       checkDeleteRange(r);
       const signal = callSignal(call);
       const result = expectResult(await ctx.node.propose({ delete_range: r, header: await proposalHeader(ctx, call, signal) }, signal), 'deleteRange');
-      return { header: header(ctx, result.revision), ...deleteRangeResponseToWire(result.response) };
+      return encodeDeleteRangeResponse(headerFields(ctx), result.revision, result.response);
     }),
 
     Txn: leaderAware(async (received: WireTxnRequest, call) => {
@@ -89,12 +85,13 @@ export function kvService(ctx: ApiContext): grpc.UntypedServiceImplementation {
         if (!skipReadBarrier) await ctx.node.readBarrier(signal);
         const user = await callerOf(ctx, call, signal);
         if (user !== undefined) authorizeTxn(ctx.machine.auth.store, user, r, () => []);
+        const revision = ctx.machine.store.currentRevision;
         const w = ctx.machine.store.txn(request, () => true);
-        return { header: header(ctx), ...txnResponseToWire(w.response, nestedHeader(ctx.machine.store.currentRevision)) };
+        return encodeTxnResponse(headerFields(ctx), revision, w.response, revision);
       }
       const result = expectResult(await ctx.node.propose({ txn: r, header: await proposalHeader(ctx, call, signal) }, signal), 'txn');
       if (!result.response.succeeded && isFencedTxn(r)) ctx.lockMetrics.fencingRejections.inc();
-      return { header: header(ctx, result.revision), ...txnResponseToWire(result.response, nestedHeader(result.revision)) };
+      return encodeTxnResponse(headerFields(ctx), result.revision, result.response, result.revision);
     }),
 
     Compact: leaderAware(async (r: WireCompactionRequest, call) => {

@@ -12,7 +12,7 @@ import { ownBytes } from '../proto.js';
 import type { WatchResponse } from '../watch/types.js';
 
 import { ProtoWriter as Bytes } from '../proto-writer.js';
-import { headerMessage, type HeaderFields } from './response-encoding.js';
+import { headerMessage, keyValueMessage, type HeaderFields } from './response-encoding.js';
 
 export type { HeaderFields } from './response-encoding.js';
 
@@ -35,8 +35,8 @@ export function eventField(event: MvccEvent): Uint8Array {
   if (cached !== undefined) return cached;
   const body = new Bytes();
   body.varintField(1, event.type === 'put' ? 0 : 1);
-  body.message(2, keyValue(event.kv));
-  if (event.prevKv !== undefined) body.message(3, keyValue(event.prevKv));
+  body.message(2, keyValueMessage(event.kv));
+  if (event.prevKv !== undefined) body.message(3, keyValueMessage(event.prevKv));
   const field = new Bytes();
   field.message(11, body.finish());
   // Copied out of Node's buffer pool: the cached bytes live as long as their KeyValue (in the
@@ -44,17 +44,6 @@ export function eventField(event: MvccEvent): Uint8Array {
   const bytes = ownBytes(field.finish());
   cache.set(event.kv, bytes);
   return bytes;
-}
-
-function keyValue(kv: KeyValue): Uint8Array {
-  const bytes = new Bytes();
-  bytes.bytesField(1, kv.key);
-  bytes.varintField(2, kv.createRevision);
-  bytes.varintField(3, kv.modRevision);
-  bytes.varintField(4, kv.version);
-  bytes.bytesField(5, kv.value);
-  if (kv.lease !== 0n) bytes.bigVarintField(6, BigInt.asUintN(64, kv.lease));
-  return bytes.finish();
 }
 
 /** Everything before the events: header, watch id and flags (proto3: defaults left out). */

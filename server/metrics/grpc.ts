@@ -5,8 +5,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { MemberMetrics } from './registry.js';
-
-type GrpcType = 'unary' | 'client_stream' | 'server_stream' | 'bidi_stream';
+import type { GrpcMethodLabels, GrpcMethodTally, GrpcType } from './grpc-tally.js';
 
 /** grpc-go's code names, the values of the grpc_code label. */
 const CODE_NAMES: Record<number, string> = Object.fromEntries(
@@ -28,9 +27,9 @@ export function instrumentService(definition: grpc.ServiceDefinition, implementa
   const wrapped: grpc.UntypedServiceImplementation = {};
   for (const [name, method] of Object.entries(definition)) {
     const [, service = '', methodName = name] = /^\/([^/]+)\/(.+)$/.exec(method.path) ?? [];
-    const labels = { grpc_type: grpcType(method), grpc_service: service, grpc_method: methodName };
+    const labels: GrpcMethodLabels = { grpc_type: grpcType(method), grpc_service: service, grpc_method: methodName };
     const handler = implementation[name] ?? unimplemented(labels.grpc_type, methodName);
-    wrapped[name] = metrics === undefined ? handler : wrap(handler, labels, metrics);
+    wrapped[name] = metrics === undefined ? handler : wrap(handler, labels.grpc_type, metrics.grpc.method(labels));
   }
   return wrapped;
 }
@@ -44,15 +43,12 @@ function unimplemented(type: GrpcType, method: string): grpc.UntypedHandleCall {
   return ((call: grpc.ServerWritableStream<unknown, unknown>) => call.emit('error', Object.assign(new Error(error.details), error))) as grpc.UntypedHandleCall;
 }
 
-function wrap(handler: grpc.UntypedHandleCall, labels: { grpc_type: GrpcType; grpc_service: string; grpc_method: string }, metrics: MemberMetrics): grpc.UntypedHandleCall {
-  const finish = (started: number, code: number | undefined): void => {
-    metrics.grpcHandled.inc({ ...labels, grpc_code: codeName(code) });
-    metrics.grpcHandling.observe(labels, (performance.now() - started) / 1000);
-  };
-  if (labels.grpc_type === 'unary' || labels.grpc_type === 'client_stream') {
+function wrap(handler: grpc.UntypedHandleCall, type: GrpcType, tally: GrpcMethodTally): grpc.UntypedHandleCall {
+  const finish = (started: number, code: number | undefined): void => tally.finish(codeName(code), (performance.now() - started) / 1000);
+  if (type === 'unary' || type === 'client_stream') {
     return ((call: unknown, callback: grpc.sendUnaryData<unknown>) => {
       const started = performance.now();
-      metrics.grpcStarted.inc(labels);
+      tally.start();
       (handler as (c: unknown, cb: grpc.sendUnaryData<unknown>) => void)(call, (error, value, ...rest) => {
         finish(started, error ? (error.code ?? grpc.status.UNKNOWN) : grpc.status.OK);
         callback(error, value, ...rest);
@@ -61,7 +57,7 @@ function wrap(handler: grpc.UntypedHandleCall, labels: { grpc_type: GrpcType; gr
   }
   return ((call: grpc.ServerWritableStream<unknown, unknown>) => {
     const started = performance.now();
-    metrics.grpcStarted.inc(labels);
+    tally.start();
     let code: number | undefined;
     let done = false;
     const once = (c: number): void => {

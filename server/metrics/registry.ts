@@ -4,6 +4,7 @@
  * ours is named gavel_*. Labels are bounded: methods, codes and peer ids, never keys.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { GrpcServerMetrics } from './grpc-tally.js';
 import { LockMetrics } from './locks.js';
 import { StreamAccounting } from './streams.js';
 
@@ -13,8 +14,6 @@ const DISK_BUCKETS = Array.from({ length: 14 }, (_, i) => 0.001 * 2 ** i);
 const RTT_BUCKETS = Array.from({ length: 16 }, (_, i) => 0.0001 * 2 ** i);
 /** etcd's buckets for backend snapshots (backups): 10 ms doubling to about 11 minutes. */
 const SNAPSHOT_BUCKETS = Array.from({ length: 17 }, (_, i) => 0.01 * 2 ** i);
-/** go-grpc-prometheus' default buckets. */
-const GRPC_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 export interface MetricsSources {
   hasLeader(): boolean;
@@ -48,9 +47,8 @@ export class MemberMetrics {
   readonly locks: LockMetrics;
   /** What long-lived streams buffer for their clients (gavel_server_stream*). */
   readonly streams: StreamAccounting;
-  readonly grpcStarted: Counter<'grpc_type' | 'grpc_service' | 'grpc_method'>;
-  readonly grpcHandled: Counter<'grpc_type' | 'grpc_service' | 'grpc_method' | 'grpc_code'>;
-  readonly grpcHandling: Histogram<'grpc_type' | 'grpc_service' | 'grpc_method'>;
+  /** go-grpc-prometheus' grpc_server_* (metrics/grpc.ts counts every call through it). */
+  readonly grpc: GrpcServerMetrics;
 
   constructor(sources: MetricsSources) {
     const registers = [this.registry];
@@ -82,9 +80,6 @@ export class MemberMetrics {
       new Gauge({ name: 'etcd_debugging_mvcc_watcher_total', help: 'Total number of watchers.', registers, collect() { this.set(watch().watchers); } });
       new Gauge({ name: 'etcd_debugging_mvcc_slow_watcher_total', help: 'Total number of unsynced slow watchers.', registers, collect() { this.set(watch().slowWatchers); } });
     }
-    const grpcLabels = ['grpc_type', 'grpc_service', 'grpc_method'] as const;
-    this.grpcStarted = new Counter({ name: 'grpc_server_started_total', help: 'Total number of RPCs started on the server.', labelNames: grpcLabels, registers });
-    this.grpcHandled = new Counter({ name: 'grpc_server_handled_total', help: 'Total number of RPCs completed on the server, regardless of success or failure.', labelNames: [...grpcLabels, 'grpc_code'], registers });
-    this.grpcHandling = new Histogram({ name: 'grpc_server_handling_seconds', help: 'Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.', labelNames: grpcLabels, buckets: GRPC_BUCKETS, registers });
+    this.grpc = new GrpcServerMetrics(this.registry);
   }
 }
