@@ -33,7 +33,7 @@ import { MemberMetrics } from './metrics/registry.js';
 import { instrumentService } from './metrics/grpc.js';
 import { memberEndpoints, serveMetrics, type HealthSource } from './metrics/http.js';
 import type { Server as HttpServer } from 'node:http';
-import { listenClientUrls, type ClientPort } from './http/client-port.js';
+import { clientGrpcServerOptions, GRPC_OVERHEAD_BYTES, listenClientUrls, type ClientPort } from './http/client-port.js';
 import { handlerChain } from './http/handlers.js';
 import { API_VERSION } from './api/maintenance.js';
 import type { ApiContext } from './api/context.js';
@@ -57,8 +57,6 @@ import { effectiveQuotaBytes, MAX_SUGGESTED_QUOTA_BYTES } from './alarm/quota.js
 import { afterInputTurn, LEASE_CHECKPOINT_ROUND_MS, LEASE_EXPIRY_ROUND_MS, LeaseDuties } from './lease/leader-duties.js';
 import { createGateway } from './gateway/gateway.js';
 
-/** gRPC may carry a little more than a request's payload (etcd allows 512 KiB of overhead). */
-const GRPC_OVERHEAD_BYTES = 512 * 1024;
 const WATCH_TICK_INTERVAL_MS = 100;
 /** How often the leader looks for lock-delays whose time is up (it then proposes their end). */
 const LOCK_DELAY_CHECK_MS = 50;
@@ -228,11 +226,7 @@ export class Member {
     for (const peer of peers) transport.addPeer(peer.id, peer.peerUrls);
     node.syncPeers();
 
-    const grpcServer = new grpc.Server({
-      'grpc.max_receive_message_length': config.maxRequestBytes + GRPC_OVERHEAD_BYTES,
-      'grpc.max_send_message_length': -1,
-      'grpc.max_concurrent_streams': config.maxConcurrentStreams,
-    });
+    const grpcServer = new grpc.Server(clientGrpcServerOptions(config));
     const diskSize = new DiskSizeCache(() => storage.diskSizeBytes(), clock);
     // A defragmentation shrinks the database: the quota must not judge by the size before it.
     // It first waits for the compactor: space is only given back once compacted versions are

@@ -28,7 +28,7 @@ import { serviceDefinition } from '../proto.js';
 import { MemberMetrics } from '../metrics/registry.js';
 import { instrumentService } from '../metrics/grpc.js';
 import { memberEndpoints, serveMetrics } from '../metrics/http.js';
-import { listenClientUrls, type ClientPort } from '../http/client-port.js';
+import { clientGrpcServerOptions, listenClientUrls, type ClientPort } from '../http/client-port.js';
 import { handlerChain } from '../http/handlers.js';
 import { API_VERSION } from '../api/maintenance.js';
 import type { ApiContext } from '../api/context.js';
@@ -37,7 +37,6 @@ import { coordinatorService } from '../api/coordinator.js';
 import { CoordinatorStats } from '../coordinator/stats.js';
 import { CentralNode } from './central-node.js';
 
-const GRPC_OVERHEAD_BYTES = 512 * 1024;
 const LEASE_EXPIRY_INTERVAL_MS = 250;
 const LOCK_DELAY_CHECK_MS = 50;
 const EXPIRIES_PER_CHECK = 250;
@@ -100,11 +99,7 @@ export class CentralCoordinator {
     const ctx: ApiContext = { config, node, machine, watchHub, logger, diskSizeBytes: () => storage.diskSizeBytes(), defragment: () => storage.defragment(), compactionFinished: async () => undefined, hashKv: async (revision) => machine.store.hash(revision), lockMetrics: metrics.locks, streams: metrics.streams };
     const stats = new CoordinatorStats(() => machine.coordinator);
     metrics.locks.attachCoordinator(stats);
-    const grpcServer = new grpc.Server({
-      'grpc.max_receive_message_length': config.maxRequestBytes + GRPC_OVERHEAD_BYTES,
-      'grpc.max_send_message_length': -1,
-      'grpc.max_concurrent_streams': config.maxConcurrentStreams,
-    });
+    const grpcServer = new grpc.Server(clientGrpcServerOptions(config));
     const services: [string, grpc.UntypedServiceImplementation][] = [
       ['gavel.v1.Coordinator', coordinatorService(ctx, stats)],
       ['etcdserverpb.Lease', leaseService(ctx)],

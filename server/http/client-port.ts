@@ -24,6 +24,23 @@ import { FirstBytesListener } from './first-bytes.js';
 /** A connection that sends nothing is dropped after this long (HTTP/1.1 and HTTP/2 clients speak first). */
 const FIRST_BYTES_TIMEOUT_MS = 30_000;
 
+/** gRPC may carry a little more than a request's payload (etcd allows 512 KiB of overhead). */
+export const GRPC_OVERHEAD_BYTES = 512 * 1024;
+
+/**
+ * The options of the gRPC server behind the client port (a member's and --mode central's).
+ * Channelz is off: nothing serves it, and its per-call trackers (closures, Date.now() per message)
+ * were a measurable share of a leader's CPU under load.
+ */
+export function clientGrpcServerOptions(limits: { readonly maxRequestBytes: number; readonly maxConcurrentStreams: number }): grpc.ServerOptions {
+  return {
+    'grpc.max_receive_message_length': limits.maxRequestBytes + GRPC_OVERHEAD_BYTES,
+    'grpc.max_send_message_length': -1,
+    'grpc.max_concurrent_streams': limits.maxConcurrentStreams,
+    'grpc.enable_channelz': 0,
+  };
+}
+
 export interface ClientPortOptions {
   readonly grpcServer: grpc.Server;
   /** The HTTP/1.1 side: server/http/handlers.ts builds it from a handler chain. */

@@ -413,6 +413,7 @@ export class Peer {
       'grpc.keepalive_time_ms': 10_000,
       'grpc.keepalive_timeout_ms': 5_000,
       'grpc.keepalive_permit_without_calls': 1,
+      'grpc.enable_channelz': 0,
     });
   }
 

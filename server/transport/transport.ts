@@ -107,6 +107,7 @@ export class PeerTransport {
       'grpc.max_receive_message_length': MAX_RECEIVE_BYTES,
       'grpc.keepalive_time_ms': 10_000,
       'grpc.keepalive_timeout_ms': 5_000,
+      'grpc.enable_channelz': 0,
     });
     const receiver: ReceiverEnvironment = {
       memberId: this.options.memberId,
