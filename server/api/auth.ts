@@ -10,6 +10,7 @@ import { GavelError } from '../errors.js';
 import type { Mutation } from '../apply/request.js';
 import { passwordDigest } from '../apply/auth.js';
 import { hashPassword, verifyNothing, verifyPassword } from '../auth/password.js';
+import { PasswordGate } from '../auth/password-gate.js';
 import { formatToken, newTokenPrefix, prefixDigest } from '../auth/tokens.js';
 import type { Permission } from '../auth/store.js';
 import { callerOf, proposalHeader, requireAdmin, type CallerSource } from './caller.js';
@@ -27,6 +28,8 @@ function refuseClientHash(hashedPassword: string | undefined): void {
 }
 
 export function authService(ctx: ApiContext): grpc.UntypedServiceImplementation {
+  // Every scrypt this member runs for a client passes one gate: bounded, fair across connections.
+  const passwords = new PasswordGate();
   // Honour clients that require a leader (fail fast instead of waiting for an election).
   const leaderAware = <Req, Res>(fn: Parameters<typeof unary<Req, Res>>[0]): ReturnType<typeof unary<Req, Res>> => unary(fn, ctx);
   /** Proposes an auth change as the caller; the check (root only, while enabled) happens when it applies. */
@@ -59,7 +62,11 @@ export function authService(ctx: ApiContext): grpc.UntypedServiceImplementation 
       const store = ctx.machine.auth.store;
       if (!store.enabled) throw new GavelError('AuthNotEnabled');
       const user = store.user(r.name);
-      const ok = user === undefined || user.noPassword ? await verifyNothing(r.password) : await verifyPassword(r.password, user.passwordHash);
+      const ok = await passwords.run(
+        call.getPeer(),
+        () => (user === undefined || user.noPassword ? verifyNothing(r.password) : verifyPassword(r.password, user.passwordHash)),
+        signal,
+      );
       if (!ok || user === undefined) {
         ctx.logger.info('authentication failed', { user: r.name });
         throw new GavelError('AuthFailed');
@@ -76,14 +83,14 @@ export function authService(ctx: ApiContext): grpc.UntypedServiceImplementation 
       const noPassword = r.options?.no_password === true;
       // Hashing costs a member tens of milliseconds: only for those who may add users.
       await requireAdmin(ctx, call, callSignal(call));
-      const hashedPassword = noPassword ? '' : await hashPassword(r.password ?? '');
+      const hashedPassword = noPassword ? '' : await passwords.run(call.getPeer(), () => hashPassword(r.password ?? ''), callSignal(call));
       return change(call, { auth_user_add: { name: r.name, password: '', hashedPassword, options: { no_password: noPassword } } });
     }),
 
     UserChangePassword: leaderAware(async (r: WireAuthRequests['auth_user_change_password'], call) => {
       refuseClientHash(r.hashedPassword);
       await requireAdmin(ctx, call, callSignal(call));
-      const hashedPassword = await hashPassword(r.password ?? '');
+      const hashedPassword = await passwords.run(call.getPeer(), () => hashPassword(r.password ?? ''), callSignal(call));
       return change(call, { auth_user_change_password: { name: r.name, password: '', hashedPassword } });
     }),
 

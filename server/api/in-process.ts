@@ -44,6 +44,7 @@ class ServerSide extends EventEmitter {
     private readonly toClient: ToClient,
     caller: string | undefined,
     readonly metadata: grpc.Metadata = new grpc.Metadata(),
+    private readonly peer: string = 'in-process',
   ) {
     super();
     this[IN_PROCESS_CALLER] = caller;
@@ -79,7 +80,7 @@ class ServerSide extends EventEmitter {
     this.emit('close');
   }
   getPeer(): string {
-    return 'in-process';
+    return this.peer;
   }
   /**
    * The handler's stream output stops (and restarts) reading requests when its client is slow:
@@ -108,13 +109,16 @@ export class InProcessChannel implements Channel {
   private readonly state: { closed: boolean };
   private readonly caller: string | undefined;
   private readonly metadata: grpc.Metadata | undefined;
+  /** What the handlers' call.getPeer() answers (the JSON gateway's HTTP client address). */
+  private readonly peer: string | undefined;
   private readonly isView: boolean;
 
-  constructor(services: ReadonlyMap<ServiceName, grpc.UntypedServiceImplementation>, viewOf?: { channel: InProcessChannel; caller: string | undefined; metadata?: grpc.Metadata }) {
+  constructor(services: ReadonlyMap<ServiceName, grpc.UntypedServiceImplementation>, viewOf?: { channel: InProcessChannel; caller: string | undefined; metadata?: grpc.Metadata; peer?: string }) {
     this.methods = viewOf?.channel.methods ?? new Map<string, Method>();
     this.state = viewOf?.channel.state ?? { closed: false };
     this.caller = viewOf?.caller;
     this.metadata = viewOf?.metadata;
+    this.peer = viewOf?.peer;
     this.isView = viewOf !== undefined;
     if (viewOf !== undefined) return;
     for (const [service, implementation] of services) {
@@ -138,9 +142,11 @@ export class InProcessChannel implements Channel {
   /**
    * This channel with every call carrying `metadata`, as a network call's would (the JSON
    * gateway's `authorization` header): the handlers resolve the caller from it themselves.
+   * `peer` names the connection the calls came in on (limits per connection, as the password
+   * gate's, count the gateway's HTTP clients one by one).
    */
-  withMetadata(metadata: grpc.Metadata): InProcessChannel {
-    return new InProcessChannel(new Map(), { channel: this, caller: this.caller, metadata });
+  withMetadata(metadata: grpc.Metadata, peer?: string): InProcessChannel {
+    return new InProcessChannel(new Map(), { channel: this, caller: this.caller, metadata, peer });
   }
 
   private method(service: ServiceName, name: string): Method {
@@ -162,7 +168,7 @@ export class InProcessChannel implements Channel {
         if (error !== undefined) reject(error);
         else resolve(responseCopy(method, value));
       };
-      const call = new ServerSide(requestCopy(method, request), { data: () => undefined, end: () => undefined, error: (e) => settle(e) }, this.caller, this.metadata?.clone());
+      const call = new ServerSide(requestCopy(method, request), { data: () => undefined, end: () => undefined, error: (e) => settle(e) }, this.caller, this.metadata?.clone(), this.peer);
       const onAbort = (): void => {
         call.cancel();
         settle(status(grpc.status.CANCELLED, 'Cancelled on client'));
@@ -195,7 +201,7 @@ export class InProcessChannel implements Channel {
       end: () => deliver('end'),
       error: (e) => deliver('error', e),
       flow: (paused) => client.emit('flow', paused),
-    }, this.caller, this.metadata?.clone());
+    }, this.caller, this.metadata?.clone(), this.peer);
     client.write = (message: object) => {
       if (finished || call.cancelled) return;
       const copy = requestCopy(method, message);

@@ -73,7 +73,7 @@ export function createGateway(options: GatewayOptions): GatewayHandler {
       decodeError(res, { code: grpc.status.INVALID_ARGUMENT, message: `invalid grpc-timeout: ${String(req.headers['grpc-timeout'])}` });
       return true;
     }
-    const call: GatewayCall = { req, res, route, codec: methodCodec(route), channel: channel.withMetadata(metadataOf(req)), maxMessageBytes: options.maxMessageBytes, bodyLimit, timeoutMs };
+    const call: GatewayCall = { req, res, route, codec: methodCodec(route), channel: channel.withMetadata(metadataOf(req), `${req.socket.remoteAddress}:${req.socket.remotePort}`), maxMessageBytes: options.maxMessageBytes, bodyLimit, timeoutMs };
     const served = route.kind === 'bidi' ? relayStream(call, undefined) : serveWithBody(call);
     served.catch((error: unknown) => {
       if (error instanceof ClientGone) return;
