@@ -74,6 +74,18 @@ describe('replicated state', () => {
     expect(() => lessor.detach(1n, text('a'))).not.toThrow();
   });
 
+  it('a lease whose last key is detached has no keys, and takes keys again', () => {
+    const { lessor } = setup();
+    lessor.grant(1n, 10);
+    expect(lessor.timeToLive(1n)?.keys).toEqual([]);
+    lessor.attach(1n, text('a'));
+    lessor.detach(1n, text('a'));
+    lessor.detach(1n, text('a')); // detaching what is not attached is a no-op
+    expect(lessor.timeToLive(1n)?.keys).toEqual([]);
+    lessor.attach(1n, text('b'));
+    expect(decode(lessor.revoke(1n))).toEqual(['b']);
+  });
+
   it('lists leases in id order', () => {
     const { lessor } = setup();
     for (const id of [30n, 10n, 20n]) lessor.grant(id, 10);
